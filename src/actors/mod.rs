@@ -1,0 +1,7 @@
+//! The daemon's actors, one per file. Each file defines the messages its actor
+//! handles. Pure logic lives in plain modules outside `actors/`.
+
+pub mod config;
+pub mod log_rotator;
+pub mod slot;
+pub mod supervisor;

@@ -1,0 +1,16 @@
+//! injixo Cloud Link: the on-premise connector that imports CSV files and
+//! ODBC query results into the injixo cloud. See `ARCHITECTURE.md`.
+
+pub mod actors;
+pub mod backoff;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod instance_lock;
+pub mod logging;
+pub mod pairing;
+pub mod protocol;
+pub mod report;
+pub mod state;
+pub mod status;

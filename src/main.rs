@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(injixo_cloud_link::cli::main());
+}

@@ -1,0 +1,244 @@
+//! The link to the cloud (`credentials.json`) and the installation's
+//! identity (`installation.json`).
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::atomic::write_json_atomic;
+use crate::protocol::TokenResponse;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} is damaged ({detail}); it was moved aside to {moved_to}")]
+    Damaged {
+        path: PathBuf,
+        detail: String,
+        moved_to: PathBuf,
+    },
+}
+
+/// What the client holds once paired. Never logged: `Debug` hides the tokens.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    /// The cloud that issued them; another `[cloud] url` means pairing again.
+    pub cloud_url: String,
+    pub integration_id: String,
+    #[serde(default)]
+    pub integration_name: Option<String>,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_at: DateTime<Utc>,
+    pub linked_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("cloud_url", &self.cloud_url)
+            .field("integration_id", &self.integration_id)
+            .field("integration_name", &self.integration_name)
+            .field("access_token", &"***")
+            .field("refresh_token", &"***")
+            .field("expires_at", &self.expires_at)
+            .field("linked_at", &self.linked_at)
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// Credentials from a fresh token answer (pairing).
+    pub fn linked(token: TokenResponse, cloud_url: &str, now: DateTime<Utc>) -> Self {
+        Credentials {
+            cloud_url: cloud_url.to_owned(),
+            integration_id: token.integration_id,
+            integration_name: None,
+            access_token: token.access_token,
+            refresh_token: token.refresh_token,
+            expires_at: now + Duration::seconds(token.expires_in.min(i64::MAX as u64) as i64),
+            linked_at: now,
+        }
+    }
+
+    /// The same link with refreshed tokens. Refresh tokens rotate, so the
+    /// new one replaces the old.
+    pub fn refreshed(&self, token: TokenResponse, now: DateTime<Utc>) -> Self {
+        Credentials {
+            access_token: token.access_token,
+            refresh_token: token.refresh_token,
+            expires_at: now + Duration::seconds(token.expires_in.min(i64::MAX as u64) as i64),
+            integration_id: token.integration_id,
+            ..self.clone()
+        }
+    }
+
+    /// When to refresh: a minute before expiry, or at 80 % of a short
+    /// lifetime, so that a token never expires while in use.
+    pub fn refresh_at(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let left = self.expires_at - now;
+        let margin = std::cmp::min(Duration::seconds(60), left / 5).max(Duration::zero());
+        self.expires_at - margin
+    }
+
+    /// Loads the credentials; `None` when the client is not paired. A damaged
+    /// file is moved aside (never silently deleted) and reported.
+    pub fn load(path: &Path) -> Result<Option<Credentials>, StateError> {
+        load_json(path)
+    }
+
+    pub fn store(&self, path: &Path) -> Result<(), StateError> {
+        write_json_atomic(path, self).map_err(|source| StateError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Forgets the link (it was removed in the cloud).
+    pub fn delete(path: &Path) -> Result<(), StateError> {
+        match std::fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StateError::Write {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+}
+
+/// A UUID created once per installation and sent with every pairing, so the
+/// cloud can tell a reinstalled client from a second one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallationId {
+    pub installation_id: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl InstallationId {
+    pub fn load_or_create(path: &Path) -> Result<InstallationId, StateError> {
+        if let Some(existing) = load_json::<InstallationId>(path)? {
+            return Ok(existing);
+        }
+        let created = InstallationId {
+            installation_id: uuid::Uuid::new_v4().to_string(),
+            created_at: Utc::now(),
+        };
+        write_json_atomic(path, &created).map_err(|source| StateError::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(created)
+    }
+}
+
+/// Reads a JSON state file; a missing file is `None`, a damaged one is moved
+/// aside to `<name>.damaged-<timestamp>` and reported.
+pub fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, StateError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(StateError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(value) => Ok(Some(value)),
+        Err(e) => {
+            let moved_to = path.with_extension(format!(
+                "json.damaged-{}",
+                Utc::now().format("%Y%m%dT%H%M%S")
+            ));
+            std::fs::rename(path, &moved_to).map_err(|source| StateError::Write {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            Err(StateError::Damaged {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+                moved_to,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(expires_in: u64) -> TokenResponse {
+        TokenResponse {
+            access_token: "at-secret".into(),
+            token_type: "Bearer".into(),
+            expires_in,
+            refresh_token: "rt-secret".into(),
+            integration_id: "int_1".into(),
+        }
+    }
+
+    #[test]
+    fn round_trips_and_hides_tokens_in_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials.json");
+        assert_eq!(Credentials::load(&path).unwrap(), None);
+        let now = Utc::now();
+        let c = Credentials::linked(token(3600), "https://x.example/", now);
+        c.store(&path).unwrap();
+        assert_eq!(Credentials::load(&path).unwrap(), Some(c.clone()));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        Credentials::delete(&path).unwrap();
+        Credentials::delete(&path).unwrap();
+        assert_eq!(Credentials::load(&path).unwrap(), None);
+    }
+
+    #[test]
+    fn refresh_is_due_before_expiry() {
+        let now = Utc::now();
+        let long = Credentials::linked(token(3600), "u", now);
+        assert_eq!(long.refresh_at(now), now + Duration::seconds(3540));
+        let short = Credentials::linked(token(10), "u", now);
+        assert_eq!(short.refresh_at(now), now + Duration::seconds(8));
+        let expired = Credentials::linked(token(0), "u", now);
+        assert!(expired.refresh_at(now + Duration::seconds(5)) <= now);
+    }
+
+    #[test]
+    fn a_damaged_file_is_moved_aside_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials.json");
+        std::fs::write(&path, b"{not json").unwrap();
+        let err = Credentials::load(&path).unwrap_err();
+        let StateError::Damaged { moved_to, .. } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(std::fs::read(moved_to).unwrap(), b"{not json");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn installation_id_is_created_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("installation.json");
+        let a = InstallationId::load_or_create(&path).unwrap();
+        let b = InstallationId::load_or_create(&path).unwrap();
+        assert_eq!(a, b);
+        assert!(uuid::Uuid::parse_str(&a.installation_id).is_ok());
+    }
+}
