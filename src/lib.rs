@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod http;
 pub mod instance_lock;
 pub mod logging;
 pub mod pairing;
