@@ -89,6 +89,37 @@ pub fn retry_after(header: &str, cap: Duration) -> Option<Duration> {
         .map(|secs| Duration::from_secs(secs).min(cap))
 }
 
+/// Keeps a retry loop's log readable: a failure is logged when it differs
+/// from the previous one (a new state), not at every retry; the recovery is
+/// logged once with the number of failed attempts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FailureLog {
+    current: Option<String>,
+    failures: u32,
+}
+
+impl FailureLog {
+    /// Records a failure; `true` when it should be logged (the first, or one
+    /// that differs from the previous).
+    pub fn failed(&mut self, description: &str) -> bool {
+        self.failures = self.failures.saturating_add(1);
+        if self.current.as_deref() == Some(description) {
+            return false;
+        }
+        self.current = Some(description.to_owned());
+        true
+    }
+
+    /// Records a success; the number of failures it ends, if any.
+    pub fn recovered(&mut self) -> Option<u32> {
+        self.current = None;
+        match std::mem::take(&mut self.failures) {
+            0 => None,
+            n => Some(n),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +174,18 @@ mod tests {
         assert_eq!(b.fail_with_jitter(0.5), S(2));
         assert_eq!(b.fail_with_jitter(0.0), Duration::ZERO);
         assert_eq!(b.fail_with_jitter(7.0), S(16));
+    }
+
+    #[test]
+    fn failures_are_logged_once_per_state_change() {
+        let mut log = FailureLog::default();
+        assert_eq!(log.recovered(), None);
+        assert!(log.failed("refused"));
+        assert!(!log.failed("refused"));
+        assert!(log.failed("timed out"));
+        assert!(!log.failed("timed out"));
+        assert_eq!(log.recovered(), Some(4));
+        assert!(log.failed("timed out"));
     }
 
     #[test]

@@ -37,6 +37,19 @@ pub enum Command {
     Run,
     /// Check the configuration file and print the effective configuration.
     CheckConfig,
+    /// Show a PIN that links this client to an integration (pairs in the
+    /// foreground when no client runs).
+    Pin {
+        /// Print JSON lines instead of the banner.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what the client is doing. Exit code 0 when it runs, 3 when not.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Parses the arguments, runs the command, and returns the exit code.
@@ -54,11 +67,17 @@ pub fn main() -> i32 {
         }
     };
     let result = config_path(cli.config).and_then(|path| match cli.command {
-        None | Some(Command::Run) => crate::daemon::run(&path, std::io::stderr().is_terminal()),
-        Some(Command::CheckConfig) => check_config(&path),
+        None | Some(Command::Run) => {
+            crate::daemon::run(&path, std::io::stderr().is_terminal()).map(|()| exitcode::OK)
+        }
+        Some(Command::CheckConfig) => check_config(&path).map(|()| exitcode::OK),
+        Some(Command::Pin { json }) => {
+            crate::commands::pin::run(&path, json).map(|()| exitcode::OK)
+        }
+        Some(Command::Status { json }) => crate::commands::status::run(&path, json),
     });
     match result {
-        Ok(()) => exitcode::OK,
+        Ok(code) => code,
         Err(failure) => {
             eprintln!("{failure}");
             failure.code

@@ -11,14 +11,20 @@ use std::sync::Arc;
 use actix::Actor;
 use tracing::{error, info};
 
-use crate::actors::config::ConfigActor;
+use crate::actors::config::{ConfigActor, ConfigSettings, PairingNews};
+use crate::actors::control::ControlActor;
 use crate::actors::log_rotator::LogRotatorActor;
+use crate::actors::pairing::{PairingActor, PairingListener, PairingSettings};
+use crate::actors::slot::Slot;
 use crate::actors::supervisor::{install_panic_hook, ChildSpec, Supervisor};
 use crate::cli::config_failure;
 use crate::config::{Config, ConfigError};
+use crate::http::HttpClientFactory;
 use crate::instance_lock::{InstanceLock, LockError};
-use crate::logging::{self, LogSettings};
+use crate::logging::{self, LogSettings, RotationHandle};
 use crate::report::Failure;
+use crate::state::StateDir;
+use crate::status::{ClientStatus, StatusBoard};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -69,19 +75,30 @@ pub fn run(config_path: &Path, console: bool) -> Result<(), Failure> {
         config.app.name,
     );
 
+    let logging_rotation = logging.rotation();
+    let http = HttpClientFactory::from_env(VERSION).map_err(|e| {
+        error!("cannot start: {}", crate::report::chain(&e));
+        Failure::new(exitcode::CONFIG, e)
+            .hint("check the https_proxy / HTTPS_PROXY and no_proxy environment variables")
+    })?;
+    if let Some(proxy) = http.proxy().https_proxy() {
+        // ProxyUrl's Display hides the password.
+        info!("HTTPS requests go through the proxy {proxy} (from https_proxy)");
+    }
+
+    let state = StateDir::of_install_dir(&install_dir);
+    let board = StatusBoard::new(ClientStatus {
+        version: VERSION.to_owned(),
+        instance: config.app.name.clone(),
+        pid: std::process::id(),
+        started_at: Some(chrono::Utc::now()),
+        install_dir: install_dir.display().to_string(),
+        cloud_url: config.cloud.url.as_str().trim_end_matches('/').to_owned(),
+        ..ClientStatus::default()
+    });
     let system = actix_rt::System::new();
-    let rotation = logging.rotation();
-    let keep_days = config.log.keep_days;
     system.block_on(async move {
-        Supervisor::new(vec![
-            ChildSpec::new("log rotator", move || {
-                LogRotatorActor::new(rotation.clone(), keep_days)
-            }),
-            ChildSpec::new("configuration", move || {
-                ConfigActor::new(Arc::clone(&config))
-            }),
-        ])
-        .start();
+        Supervisor::new(children(&config, &logging_rotation, http, state, board)).start();
     });
     let result = system.run();
     match &result {
@@ -91,6 +108,74 @@ pub fn run(config_path: &Path, console: bool) -> Result<(), Failure> {
     drop(logging); // flushes every queued line before the lock is released
     drop(lock);
     result.map_err(|e| Failure::new(exitcode::SOFTWARE, e))
+}
+
+/// The supervised actors, in start order (they stop in reverse).
+fn children(
+    config: &Arc<Config>,
+    rotation: &RotationHandle,
+    http: HttpClientFactory,
+    state: StateDir,
+    board: StatusBoard,
+) -> Vec<ChildSpec> {
+    let pairing_slot: Slot<PairingActor> = Slot::empty();
+    let config_slot: Slot<ConfigActor> = Slot::empty();
+
+    let rotation = rotation.clone();
+    let keep_days = config.log.keep_days;
+    let log_rotator = ChildSpec::new("log rotator", move || {
+        LogRotatorActor::new(rotation.clone(), keep_days)
+    });
+
+    let configuration = ChildSpec::with_slot("configuration", config_slot.clone(), {
+        let (config, http, state, board, pairing) = (
+            Arc::clone(config),
+            http.clone(),
+            state.clone(),
+            board.clone(),
+            pairing_slot.clone(),
+        );
+        move || {
+            ConfigActor::new(ConfigSettings {
+                config: Arc::clone(&config),
+                http: http.clone(),
+                state: state.clone(),
+                pairing: pairing.clone(),
+                board: board.clone(),
+            })
+        }
+    });
+
+    let pairing = ChildSpec::with_slot("pairing", pairing_slot.clone(), {
+        let (cloud_url, instance, state, board) = (
+            config.cloud.url.clone(),
+            config.app.name.clone(),
+            state.clone(),
+            board.clone(),
+        );
+        let listener: PairingListener = Arc::new(move |event| {
+            if let Some(config) = config_slot.get() {
+                config.do_send(PairingNews(event.clone()));
+            }
+        });
+        move || {
+            PairingActor::new(PairingSettings {
+                http: http.clone(),
+                cloud_url: cloud_url.clone(),
+                state: state.clone(),
+                instance: instance.clone(),
+                board: board.clone(),
+                listener: Arc::clone(&listener),
+                heartbeat: true,
+            })
+        }
+    });
+
+    let control = ChildSpec::new("control channel", move || {
+        ControlActor::new(state.control_socket(), board.clone(), pairing_slot.clone())
+    });
+
+    vec![log_rotator, configuration, pairing, control]
 }
 
 fn lock_failure(error: LockError) -> Failure {

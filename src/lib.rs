@@ -2,8 +2,11 @@
 //! ODBC query results into the injixo cloud. See `ARCHITECTURE.md`.
 
 pub mod actors;
+pub mod assignment;
 pub mod backoff;
 pub mod cli;
+pub mod cloud;
+pub mod commands;
 pub mod config;
 pub mod control;
 pub mod daemon;

@@ -47,6 +47,9 @@ pub struct ClientStatus {
     pub install_dir: String,
     pub cloud_url: String,
     pub link: LinkStatus,
+    /// One line saying what the cloud asked this client to import.
+    #[serde(default)]
+    pub assignment: Option<String>,
     pub cloud: CloudReachability,
     #[serde(default)]
     pub importers: BTreeMap<String, ImporterStatus>,

@@ -20,7 +20,7 @@ fn today() -> String {
 fn run_once(install: &InstallDir) -> u32 {
     let client = install.spawn_run();
     let pid = client.pid();
-    install.wait_for_log(&format!("starting (pid {pid})"), START);
+    install.wait_until_ready(pid, START);
     let (status, stderr) = client.terminate(STOP);
     assert_eq!(status.code(), Some(0), "exit status; stderr: {stderr}");
     pid
@@ -31,7 +31,7 @@ fn run_in_an_empty_folder_starts_logs_and_stops_cleanly_on_sigterm() {
     let install = InstallDir::new();
     let client = install.spawn_run();
     let pid = client.pid();
-    let log = install.wait_for_log("starting", START);
+    let log = install.wait_until_ready(pid, START);
     let version = env!("CARGO_PKG_VERSION");
     assert!(
         log.contains(&format!("injixo Cloud Link {version} starting (pid {pid})")),
@@ -67,7 +67,7 @@ fn run_in_an_empty_folder_starts_logs_and_stops_cleanly_on_sigterm() {
 fn sigint_stops_cleanly_too() {
     let install = InstallDir::new();
     let mut client = install.spawn_run();
-    install.wait_for_log("starting", START);
+    install.wait_until_ready(client.pid(), START);
     client.signal(libc::SIGINT);
     let (status, _) = client.wait(STOP);
     assert_eq!(status.code(), Some(0));
@@ -107,7 +107,7 @@ fn a_second_run_on_the_same_folder_is_refused_and_leaves_the_first_alone() {
     let install = InstallDir::new();
     let first = install.spawn_run();
     let pid = first.pid();
-    install.wait_for_log("starting", START);
+    install.wait_until_ready(pid, START);
 
     let second = install.output(&["run"]);
     assert_eq!(second.status.code(), Some(75), "EX_TEMPFAIL");

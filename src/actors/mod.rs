@@ -2,6 +2,8 @@
 //! handles. Pure logic lives in plain modules outside `actors/`.
 
 pub mod config;
+pub mod control;
 pub mod log_rotator;
+pub mod pairing;
 pub mod slot;
 pub mod supervisor;

@@ -250,6 +250,9 @@ impl Actor for Supervisor {
         for index in 0..self.children.len() {
             self.start_child(index);
         }
+        let names: Vec<&str> = self.children.iter().map(|c| c.spec.name()).collect();
+        // Signal handlers are in place from here on: a stop is graceful.
+        info!("running: {}", names.join(", "));
         ctx.run_interval(WATCH_INTERVAL, |supervisor, ctx| {
             supervisor.watch_children(ctx)
         });

@@ -3,6 +3,10 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+#[cfg(unix)]
+pub mod browser;
+pub mod emulator;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -80,6 +84,18 @@ impl InstallDir {
         ClientProcess { child: Some(child) }
     }
 
+    /// Waits until the client that has `pid` is ready: its actors run and
+    /// its signal handlers are in place.
+    pub fn wait_until_ready(&self, pid: u32, timeout: Duration) -> String {
+        wait_for("the client to be ready", timeout, || {
+            let log = self.read_log();
+            let started = log.find(&format!("starting (pid {pid})"))?;
+            log[started..]
+                .contains("supervisor: running: ")
+                .then_some(log)
+        })
+    }
+
     /// Waits until the current log contains `needle`.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> String {
         wait_for(&format!("{needle:?} in the log"), timeout, || {
@@ -140,6 +156,44 @@ impl Drop for ClientProcess {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// The PINs of the banners in `log`, oldest first.
+pub fn pins_in(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|line| line.split("Enter your pin: ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+impl InstallDir {
+    /// A config pointing the client at `cloud_url`.
+    pub fn with_cloud(cloud_url: &str) -> InstallDir {
+        let install = InstallDir::new();
+        install.write_config(&format!("[cloud]\nurl = \"{cloud_url}\"\n"));
+        install
+    }
+
+    /// Waits for the `n`-th banner (1-based) and returns its PIN.
+    pub fn wait_for_pin(&self, n: usize, timeout: Duration) -> String {
+        wait_for(&format!("banner #{n} in the log"), timeout, || {
+            pins_in(&self.read_log()).get(n - 1).cloned()
+        })
+    }
+
+    /// Every log file of the install folder, concatenated.
+    pub fn all_logs(&self) -> String {
+        self.file_names()
+            .iter()
+            .filter(|n| n.ends_with(".log"))
+            .map(|n| std::fs::read_to_string(self.path().join(n)).unwrap_or_default())
+            .collect()
+    }
+
+    pub fn state_file(&self, name: &str) -> PathBuf {
+        self.path().join("state").join(name)
     }
 }
 
