@@ -11,22 +11,29 @@ use std::sync::Arc;
 use actix::Actor;
 use tracing::{error, info};
 
-use crate::actors::config::{ConfigActor, ConfigSettings, PairingNews};
+use crate::actors::config::{AssignmentListener, ConfigActor, ConfigSettings, PairingNews};
 use crate::actors::control::ControlActor;
+use crate::actors::folder_watch::{
+    self, AssignmentNews, Delivered, FolderWatchActor, FolderWatchSettings,
+};
 use crate::actors::log_rotator::LogRotatorActor;
 use crate::actors::pairing::{PairingActor, PairingListener, PairingSettings};
 use crate::actors::slot::Slot;
 use crate::actors::supervisor::{install_panic_hook, ChildSpec, Supervisor};
+use crate::actors::uploader::{DeliveryListener, UploaderActor, UploaderSettings};
 use crate::cli::config_failure;
 use crate::config::{Config, ConfigError};
 use crate::http::HttpClientFactory;
 use crate::instance_lock::{InstanceLock, LockError};
 use crate::logging::{self, LogSettings, RotationHandle};
 use crate::report::Failure;
+use crate::spool::{Spool, SpoolSettings};
 use crate::state::StateDir;
 use crate::status::{ClientStatus, StatusBoard};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Uploads in flight at once.
+pub const UPLOAD_CONCURRENCY: usize = 2;
 
 pub fn run(config_path: &Path, console: bool) -> Result<(), Failure> {
     let config_path =
@@ -87,6 +94,24 @@ pub fn run(config_path: &Path, console: bool) -> Result<(), Failure> {
     }
 
     let state = StateDir::of_install_dir(&install_dir);
+    let spool = Spool::open(SpoolSettings {
+        dir: state.spool(),
+        rejected_dir: state.rejected(),
+        max_bytes: config.spool.max_bytes,
+    })
+    .map_err(|e| {
+        error!("cannot start: {}", crate::report::chain(&e));
+        Failure::new(exitcode::CANTCREAT, e)
+            .hint("the service's user must be able to write to the state folder")
+    })?;
+    let usage = spool.usage();
+    if usage.files > 0 {
+        info!(
+            "{} item(s) ({}) wait in the spool from before; uploading them first",
+            usage.files,
+            crate::config::format_byte_size(usage.bytes)
+        );
+    }
     let board = StatusBoard::new(ClientStatus {
         version: VERSION.to_owned(),
         instance: config.app.name.clone(),
@@ -98,7 +123,15 @@ pub fn run(config_path: &Path, console: bool) -> Result<(), Failure> {
     });
     let system = actix_rt::System::new();
     system.block_on(async move {
-        Supervisor::new(children(&config, &logging_rotation, http, state, board)).start();
+        Supervisor::new(children(
+            &config,
+            &logging_rotation,
+            http,
+            state,
+            board,
+            spool,
+        ))
+        .start();
     });
     let result = system.run();
     match &result {
@@ -117,9 +150,33 @@ fn children(
     http: HttpClientFactory,
     state: StateDir,
     board: StatusBoard,
+    spool: Spool,
 ) -> Vec<ChildSpec> {
     let pairing_slot: Slot<PairingActor> = Slot::empty();
     let config_slot: Slot<ConfigActor> = Slot::empty();
+    let uploader_slot: Slot<UploaderActor> = Slot::empty();
+    let folder_watch_slot: Slot<FolderWatchActor> = Slot::empty();
+
+    // Importers learn the assignment from ConfigActor, and their deliveries
+    // from the uploader, through their slots (they may be restarted).
+    let assignment_listener: AssignmentListener = {
+        let folder_watch = folder_watch_slot.clone();
+        Arc::new(move |integration| {
+            if let Some(importer) = folder_watch.get() {
+                importer.do_send(AssignmentNews(integration.cloned()));
+            }
+        })
+    };
+    let delivery_listener: DeliveryListener = {
+        let folder_watch = folder_watch_slot.clone();
+        Arc::new(move |delivery| {
+            if delivery.item().origin == folder_watch::IMPORTER_ID {
+                if let Some(importer) = folder_watch.get() {
+                    importer.do_send(Delivered(delivery.clone()));
+                }
+            }
+        })
+    };
 
     let rotation = rotation.clone();
     let keep_days = config.log.keep_days;
@@ -127,6 +184,7 @@ fn children(
         LogRotatorActor::new(rotation.clone(), keep_days)
     });
 
+    let config_slot_for_importers = config_slot.clone();
     let configuration = ChildSpec::with_slot("configuration", config_slot.clone(), {
         let (config, http, state, board, pairing) = (
             Arc::clone(config),
@@ -142,12 +200,14 @@ fn children(
                 state: state.clone(),
                 pairing: pairing.clone(),
                 board: board.clone(),
+                listener: Arc::clone(&assignment_listener),
             })
         }
     });
 
     let pairing = ChildSpec::with_slot("pairing", pairing_slot.clone(), {
-        let (cloud_url, instance, state, board) = (
+        let (http, cloud_url, instance, state, board) = (
+            http.clone(),
             config.cloud.url.clone(),
             config.app.name.clone(),
             state.clone(),
@@ -171,11 +231,60 @@ fn children(
         }
     });
 
+    let uploader = ChildSpec::with_slot("uploader", uploader_slot.clone(), {
+        let (spool, http, cloud_url, pairing, board) = (
+            spool.clone(),
+            http.clone(),
+            config.cloud.url.clone(),
+            pairing_slot.clone(),
+            board.clone(),
+        );
+        move || {
+            UploaderActor::new(UploaderSettings {
+                spool: spool.clone(),
+                http: http.clone(),
+                cloud_url: cloud_url.clone(),
+                pairing: pairing.clone(),
+                board: board.clone(),
+                concurrency: UPLOAD_CONCURRENCY,
+                listener: Arc::clone(&delivery_listener),
+            })
+        }
+    });
+
+    let csv_importer = ChildSpec::with_slot("CSV importer", folder_watch_slot, {
+        let (config, spool, uploader, assignment, board, state) = (
+            Arc::clone(config),
+            spool,
+            uploader_slot,
+            config_slot_for_importers,
+            board.clone(),
+            state.clone(),
+        );
+        move || {
+            FolderWatchActor::new(FolderWatchSettings {
+                config: Arc::clone(&config),
+                spool: spool.clone(),
+                uploader: uploader.clone(),
+                assignment: assignment.clone(),
+                board: board.clone(),
+                state: state.clone(),
+            })
+        }
+    });
+
     let control = ChildSpec::new("control channel", move || {
         ControlActor::new(state.control_socket(), board.clone(), pairing_slot.clone())
     });
 
-    vec![log_rotator, configuration, pairing, control]
+    vec![
+        log_rotator,
+        configuration,
+        pairing,
+        uploader,
+        csv_importer,
+        control,
+    ]
 }
 
 fn lock_failure(error: LockError) -> Failure {

@@ -27,12 +27,17 @@ use crate::status::StatusBoard;
 
 pub const ASSIGNMENT_EVERY: Duration = Duration::from_secs(60);
 
+/// Told the current assignment whenever it is received, changes or ends
+/// (`None`), so importers start, reconfigure or stop without a restart.
+pub type AssignmentListener = Arc<dyn Fn(Option<&Integration>) + Send + Sync>;
+
 pub struct ConfigSettings {
     pub config: Arc<Config>,
     pub http: HttpClientFactory,
     pub state: StateDir,
     pub pairing: Slot<PairingActor>,
     pub board: StatusBoard,
+    pub listener: AssignmentListener,
 }
 
 pub struct ConfigActor {
@@ -134,6 +139,7 @@ impl ConfigActor {
         self.settings
             .board
             .update(|s| s.assignment = Some(described));
+        (self.settings.listener)(Some(&cached.integration));
         self.assignment = Some(cached);
     }
 
@@ -141,6 +147,7 @@ impl ConfigActor {
         self.assignment = None;
         let _ = std::fs::remove_file(self.settings.state.assignment());
         self.settings.board.update(|s| s.assignment = None);
+        (self.settings.listener)(None);
     }
 }
 
@@ -159,6 +166,9 @@ impl Actor for ConfigActor {
                     self.settings
                         .board
                         .update(|s| s.assignment = Some(described));
+                    // Importers start from the cached assignment, so a
+                    // restart without network keeps importing.
+                    (self.settings.listener)(Some(&cached.integration));
                 }
                 self.assignment = cached;
             }

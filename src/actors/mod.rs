@@ -3,7 +3,9 @@
 
 pub mod config;
 pub mod control;
+pub mod folder_watch;
 pub mod log_rotator;
 pub mod pairing;
 pub mod slot;
 pub mod supervisor;
+pub mod uploader;

@@ -24,6 +24,11 @@ pub const DEFAULT_APP_NAME: &str = "com.injixo.cloud-link";
 pub const DEFAULT_CLOUD_URL: &str = "https://www.injixo.com";
 const MAX_APP_NAME_LEN: usize = 128;
 const MAX_KEEP_DAYS: i64 = 36_500;
+const GIB: u64 = 1 << 30;
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 10 * GIB;
+pub const DEFAULT_CSV_MAX_BYTES: u64 = 10 * GIB;
+pub const DEFAULT_SETTLE_SECONDS: u64 = 2;
+const MAX_SETTLE_SECONDS: i64 = 3600;
 
 /// Every section and key the file may hold. An unknown one is an error, so a
 /// typo never silently falls back to a default.
@@ -31,6 +36,8 @@ const SCHEMA: &[(&str, &[&str])] = &[
     ("app", &["name", "verbose", "importDirectory"]),
     ("cloud", &["url"]),
     ("log", &["keepDays"]),
+    ("spool", &["maxBytes"]),
+    ("csv", &["poll", "settleSeconds", "maxBytes", "afterImport"]),
 ];
 
 /// The effective configuration of one instance.
@@ -45,6 +52,8 @@ pub struct Config {
     pub app: AppSettings,
     pub cloud: CloudSettings,
     pub log: LogSettings,
+    pub spool: SpoolSettings,
+    pub csv: CsvImportSettings,
     origins: BTreeMap<&'static str, Origin>,
 }
 
@@ -65,6 +74,34 @@ pub struct CloudSettings {
 pub struct LogSettings {
     /// Rotated logs older than this many days are deleted; `None` keeps all.
     pub keep_days: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolSettings {
+    /// Data waiting for upload may take this much disk; importers pause
+    /// when it is full.
+    pub max_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvImportSettings {
+    /// Poll the folder instead of relying on OS notifications (network
+    /// shares do not deliver them).
+    pub poll: bool,
+    /// A file is taken once its size and time stamp stayed the same this long.
+    pub settle_seconds: u64,
+    /// Larger files are not uploaded (one warning each).
+    pub max_bytes: u64,
+    pub after_import: AfterImport,
+}
+
+/// What happens to a CSV file once the cloud confirmed its import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterImport {
+    /// Leave it where it is, as the original client does.
+    Keep,
+    /// Move it into `imported/<date>/` beside it.
+    Move,
 }
 
 /// Where an effective value came from.
@@ -175,6 +212,33 @@ impl Config {
         let keep_days = reader
             .integer(log, "log", "keepDays", 1..=MAX_KEEP_DAYS)
             .map(|days| days as u32);
+        let spool = reader.section(&document, "spool");
+        let csv = reader.section(&document, "csv");
+        let spool_max_bytes = reader
+            .byte_size(spool, "spool", "maxBytes")
+            .unwrap_or(DEFAULT_SPOOL_MAX_BYTES);
+        let poll = reader.boolean(csv, "csv", "poll").unwrap_or(false);
+        let settle_seconds = reader
+            .integer(csv, "csv", "settleSeconds", 0..=MAX_SETTLE_SECONDS)
+            .map_or(DEFAULT_SETTLE_SECONDS, |s| s as u64);
+        let csv_max_bytes = reader
+            .byte_size(csv, "csv", "maxBytes")
+            .unwrap_or(DEFAULT_CSV_MAX_BYTES);
+        let after_import = reader
+            .string(csv, "csv", "afterImport")
+            .and_then(|(value, span)| match value.as_str() {
+                "keep" => Some(AfterImport::Keep),
+                "move" => Some(AfterImport::Move),
+                other => {
+                    reader.report(
+                        format!("`afterImport` in [csv] must be \"keep\" or \"move\", but it is {other:?}"),
+                        span,
+                        Some("\"keep\" leaves imported files in place (the default); \"move\" moves them into imported/<date>/".to_owned()),
+                    );
+                    None
+                }
+            })
+            .unwrap_or(AfterImport::Keep);
 
         if !reader.problems.is_empty() {
             return Err(reader.into_error());
@@ -190,6 +254,15 @@ impl Config {
             },
             cloud: CloudSettings { url },
             log: LogSettings { keep_days },
+            spool: SpoolSettings {
+                max_bytes: spool_max_bytes,
+            },
+            csv: CsvImportSettings {
+                poll,
+                settle_seconds,
+                max_bytes: csv_max_bytes,
+                after_import,
+            },
             origins: reader.origins,
         })
     }
@@ -254,6 +327,36 @@ impl Config {
                 );
             }
         }
+        let _ = writeln!(out, "\n[spool]");
+        let _ = writeln!(
+            out,
+            "maxBytes = {:?}  {}",
+            format_byte_size(self.spool.max_bytes),
+            origin("spool.maxBytes")
+        );
+        let _ = writeln!(out, "\n[csv]");
+        let _ = writeln!(out, "poll = {}  {}", self.csv.poll, origin("csv.poll"));
+        let _ = writeln!(
+            out,
+            "settleSeconds = {}  {}",
+            self.csv.settle_seconds,
+            origin("csv.settleSeconds")
+        );
+        let _ = writeln!(
+            out,
+            "maxBytes = {:?}  {}",
+            format_byte_size(self.csv.max_bytes),
+            origin("csv.maxBytes")
+        );
+        let _ = writeln!(
+            out,
+            "afterImport = {:?}  {}",
+            match self.csv.after_import {
+                AfterImport::Keep => "keep",
+                AfterImport::Move => "move",
+            },
+            origin("csv.afterImport")
+        );
         out
     }
 
@@ -492,6 +595,40 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A size in bytes: a whole number, or text with a unit ("10 GiB",
+    /// "500 MB"). Must be at least 1 MiB: less cannot hold a real import.
+    fn byte_size(
+        &mut self,
+        table: Option<&Table<'_>>,
+        section: &'static str,
+        key: &'static str,
+    ) -> Option<u64> {
+        let value = self.value(table, section, key)?;
+        let expected = "a size such as 10737418240 or \"10 GiB\" (at least 1 MiB)";
+        let parsed = match value.get_ref() {
+            DeValue::Integer(i) => i64::from_str_radix(&i.as_str().replace('_', ""), i.radix())
+                .ok()
+                .and_then(|n| u64::try_from(n).ok()),
+            DeValue::String(s) => parse_byte_size(s.as_ref()),
+            _ => {
+                self.wrong_type(section, key, expected, value);
+                return None;
+            }
+        };
+        match parsed {
+            Some(n) if n >= 1 << 20 => Some(n),
+            _ => {
+                let shown = describe_value(value.get_ref());
+                self.report(
+                    format!("`{key}` in [{section}] must be {expected}, but it is {shown}"),
+                    value.span(),
+                    Some("units: KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024)".to_owned()),
+                );
+                None
+            }
+        }
+    }
+
     fn valid_app_name(&mut self, name: String, span: Range<usize>) -> Option<String> {
         let bad_char = name
             .char_indices()
@@ -593,7 +730,54 @@ const SCHEMA_KEYS: &[(&str, &str, &str)] = &[
     ("app", "importDirectory", "app.importDirectory"),
     ("cloud", "url", "cloud.url"),
     ("log", "keepDays", "log.keepDays"),
+    ("spool", "maxBytes", "spool.maxBytes"),
+    ("csv", "poll", "csv.poll"),
+    ("csv", "settleSeconds", "csv.settleSeconds"),
+    ("csv", "maxBytes", "csv.maxBytes"),
+    ("csv", "afterImport", "csv.afterImport"),
 ];
+
+/// "10 GiB", "500MB", "1.5 GB", "1048576" → bytes.
+pub fn parse_byte_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.replace('_', "").parse().ok()?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let bytes = number * factor;
+    (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
+}
+
+/// 10737418240 → "10 GiB", for messages and `check-config`.
+pub fn format_byte_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else if value.fract() == 0.0 {
+        format!("{value} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
 
 fn owning_section(key: &str) -> Option<&'static str> {
     SCHEMA
@@ -839,6 +1023,30 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         assert!(parse(&body).is_ok(), "{body}");
+    }
+
+    #[test]
+    fn sizes_take_numbers_or_units() {
+        assert_eq!(parse_byte_size("10 GiB"), Some(10 << 30));
+        assert_eq!(parse_byte_size("500MB"), Some(500_000_000));
+        assert_eq!(parse_byte_size("1.5 gib"), Some(3 << 29));
+        assert_eq!(parse_byte_size("1_048_576"), Some(1 << 20));
+        assert_eq!(parse_byte_size("ten"), None);
+        assert_eq!(parse_byte_size("5 parsecs"), None);
+        assert_eq!(format_byte_size(10 << 30), "10 GiB");
+        assert_eq!(format_byte_size(1536 << 20), "1.5 GiB");
+        let c = parse("[spool]\nmaxBytes = \"2 GiB\"\n[csv]\nmaxBytes = 1073741824\nsettleSeconds = 0\nafterImport = \"move\"\npoll = true\n").unwrap();
+        assert_eq!(c.spool.max_bytes, 2 << 30);
+        assert_eq!(c.csv.max_bytes, 1 << 30);
+        assert_eq!(c.csv.settle_seconds, 0);
+        assert_eq!(c.csv.after_import, AfterImport::Move);
+        assert!(c.csv.poll);
+        let d = only_problem("[spool]\nmaxBytes = \"lots\"\n");
+        assert!(d.message.contains("must be a size"), "{}", d.message);
+        let d = only_problem("[csv]\nafterImport = \"delete\"\n");
+        assert!(d.message.contains("\"keep\" or \"move\""), "{}", d.message);
+        let d = only_problem("[spool]\nmaxBytes = 10\n");
+        assert!(d.message.contains("at least 1 MiB"), "{}", d.message);
     }
 
     #[test]

@@ -43,6 +43,16 @@ impl StateDir {
         self.root.join("assignment.json")
     }
 
+    /// Items waiting for upload.
+    pub fn spool(&self) -> PathBuf {
+        self.root.join("spool")
+    }
+
+    /// Items the cloud refused for good, each with a `.reason.txt`.
+    pub fn rejected(&self) -> PathBuf {
+        self.root.join("rejected")
+    }
+
     /// The control channel's Unix domain socket.
     pub fn control_socket(&self) -> PathBuf {
         self.root.join("control.sock")

@@ -38,6 +38,12 @@ impl Emulator {
 
     /// Starts an emulator listening on `listen` (e.g. a port chosen before).
     pub fn start_on(listen: &str, args: &[&str]) -> Emulator {
+        Emulator::start_trusting(listen, args, None)
+    }
+
+    /// Like [`Emulator::start_on`]; the test's own calls trust `ca` (DER),
+    /// for an emulator serving HTTPS with a throwaway certificate.
+    pub fn start_trusting(listen: &str, args: &[&str], ca: Option<&[u8]>) -> Emulator {
         let log = tempfile::NamedTempFile::new().expect("emulator log file");
         let mut child = Command::new(emulator_binary())
             .arg("--listen")
@@ -71,11 +77,18 @@ impl Emulator {
             .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
             .trim()
             .to_owned();
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build()
-            .into();
+            .timeout_global(Some(Duration::from_secs(10)));
+        if let Some(ca) = ca {
+            let roots = vec![ureq::tls::Certificate::from_der(ca).to_owned()];
+            config = config.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(roots)))
+                    .build(),
+            );
+        }
+        let agent: ureq::Agent = config.build().into();
         Emulator {
             child: Some(child),
             url,
@@ -148,6 +161,46 @@ impl Emulator {
             &json!({"pin": pin, "integration_id": integration_id}),
         );
         status
+    }
+
+    /// The committed imports, optionally of one integration.
+    pub fn imports(&self) -> Vec<Value> {
+        let (status, body) = self.get("/_emulator/imports");
+        assert_eq!(status, 200, "{body}");
+        body.as_array().cloned().unwrap_or_default()
+    }
+
+    /// The decoded content of one import.
+    pub fn import_content(&self, import_id: &str) -> Vec<u8> {
+        let mut response = self
+            .agent
+            .get(format!(
+                "{}/_emulator/imports/{import_id}/content",
+                self.url
+            ))
+            .call()
+            .expect("GET import content");
+        assert_eq!(response.status().as_u16(), 200);
+        response
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()
+            .expect("content")
+    }
+
+    /// Adds a fault rule (protocol §6).
+    pub fn add_fault(&self, rule: Value) {
+        let (status, body) = self.post("/_emulator/faults", &rule);
+        assert!(
+            (200..300).contains(&status),
+            "fault rule refused: {status} {body}"
+        );
+    }
+
+    pub fn clear_faults(&self) {
+        let status = self.delete("/_emulator/faults");
+        assert!((200..300).contains(&status), "clear faults: {status}");
     }
 
     pub fn clients(&self) -> Vec<Value> {

@@ -110,6 +110,13 @@ pub struct ClientProcess {
 }
 
 impl ClientProcess {
+    /// Spawns a prepared client command (see [`InstallDir::command`]).
+    pub fn spawn(mut command: Command) -> ClientProcess {
+        ClientProcess {
+            child: Some(command.spawn().expect("spawn client")),
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }
@@ -194,6 +201,28 @@ impl InstallDir {
 
     pub fn state_file(&self, name: &str) -> PathBuf {
         self.path().join("state").join(name)
+    }
+
+    /// Starts `run`, enters its PIN for `integration` and waits until the
+    /// client is linked.
+    pub fn run_paired(&self, cloud: &emulator::Emulator, integration: &str) -> ClientProcess {
+        let client = self.spawn_run();
+        let pin = self.wait_for_pin(1, Duration::from_secs(20));
+        assert_eq!(cloud.connect(&pin, integration), 200);
+        self.wait_for_log("assignment received", Duration::from_secs(20));
+        client
+    }
+
+    /// Files waiting in the spool (data files only).
+    pub fn spooled_files(&self) -> usize {
+        std::fs::read_dir(self.path().join("state").join("spool"))
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                    .count()
+            })
+            .unwrap_or(0)
     }
 }
 

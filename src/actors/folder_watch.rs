@@ -1,0 +1,769 @@
+//! FolderWatchActor: the CSV importer. It watches the import folder, takes
+//! each file once it is stable, skips content imported before (under any
+//! name), spools the rest for the uploader, and records a checksum as
+//! imported only when the cloud confirmed its commit.
+//!
+//! OS notifications are only a hint: they are lost on network shares and
+//! under load, so the folder is also scanned at start and every 30 s, and
+//! `[csv] poll = true` polls instead.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use actix::prelude::*;
+use chrono::Utc;
+use tracing::{debug, error, info, warn};
+
+use crate::actors::config::{ConfigActor, GetAssignment};
+use crate::actors::slot::Slot;
+use crate::actors::supervisor::Shutdown;
+use crate::actors::uploader::{Delivery, Enqueued, UploaderActor};
+use crate::config::{AfterImport, Config};
+use crate::csv::{
+    FilePattern, Ledger, Observation, PipelineError, RefusalReason, Settling, Verdict,
+};
+use crate::protocol::{Integration, IntegrationKind};
+use crate::spool::{NewItem, Spool, SpoolError};
+use crate::state::StateDir;
+use crate::status::{ImporterStatus, StatusBoard};
+
+/// Also scan this often, whatever notifications say.
+pub const RESCAN_EVERY: Duration = Duration::from_secs(30);
+/// How often a paused importer checks whether the spool has room again.
+const ROOM_CHECK_EVERY: Duration = Duration::from_secs(5);
+/// The importer's id in `status` and the heartbeat, and its spool origin.
+pub const IMPORTER_ID: &str = "csv";
+
+pub struct FolderWatchSettings {
+    pub config: Arc<Config>,
+    pub spool: Spool,
+    pub uploader: Slot<UploaderActor>,
+    pub assignment: Slot<ConfigActor>,
+    pub board: StatusBoard,
+    pub state: StateDir,
+}
+
+/// What one pass over a stable file came to.
+enum Outcome {
+    Spooled(Box<crate::spool::SpooledItem>),
+    /// The content was imported before, or is being uploaded, under `earlier`.
+    Duplicate {
+        earlier: String,
+        when: String,
+    },
+    /// Not to be imported until the file changes.
+    Refused {
+        reason: RefusalReason,
+        detail: String,
+    },
+    /// The file changed or vanished while it was read: look again later.
+    Changed,
+    SpoolFull {
+        detail: String,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+pub struct FolderWatchActor {
+    settings: FolderWatchSettings,
+    pattern: Option<FilePattern>,
+    ledger: Option<Arc<Mutex<Ledger>>>,
+    watcher: Option<Box<dyn notify::Watcher>>,
+    settling: Settling<PathBuf>,
+    /// File versions handled in this run: no need to read them again.
+    handled: HashMap<PathBuf, Observation>,
+    /// Content spooled but not yet committed: sha256 → file name.
+    in_upload: Arc<Mutex<HashMap<String, String>>>,
+    queue: VecDeque<PathBuf>,
+    queued: HashSet<PathBuf>,
+    busy: bool,
+    paused_for_room: bool,
+    folder_missing_warned: bool,
+    rescan: Option<SpawnHandle>,
+}
+
+impl FolderWatchActor {
+    pub fn new(settings: FolderWatchSettings) -> Self {
+        let settle = Duration::from_secs(settings.config.csv.settle_seconds);
+        FolderWatchActor {
+            settings,
+            pattern: None,
+            ledger: None,
+            watcher: None,
+            settling: Settling::new(settle),
+            handled: HashMap::new(),
+            in_upload: Arc::default(),
+            queue: VecDeque::new(),
+            queued: HashSet::new(),
+            busy: false,
+            paused_for_room: false,
+            folder_missing_warned: false,
+            rescan: None,
+        }
+    }
+
+    fn folder(&self) -> &Path {
+        &self.settings.config.app.import_directory
+    }
+
+    fn set_state(&self, state: &str, error: Option<String>) {
+        let state = state.to_owned();
+        self.settings.board.update(|s| {
+            let entry = s.importers.entry(IMPORTER_ID.to_owned()).or_default();
+            entry.state = state;
+            if error.is_some() {
+                entry.last_error = error;
+            }
+        });
+    }
+
+    /// A CSV assignment arrived or changed: (re)start watching with its
+    /// pattern. Anything else stops this importer.
+    fn apply_assignment(&mut self, integration: Option<&Integration>, ctx: &mut Context<Self>) {
+        let pattern = integration
+            .filter(|i| i.kind == IntegrationKind::Csv)
+            .map(|i| i.csv.clone().unwrap_or_default().pattern);
+        let Some(pattern) = pattern else {
+            if self.pattern.take().is_some() {
+                info!("CSV import stopped: the assignment is no longer a CSV integration");
+            }
+            self.stop_watching(ctx);
+            self.settings.board.update(|s| {
+                s.importers.remove(IMPORTER_ID);
+            });
+            return;
+        };
+        if self.pattern.as_ref().map(FilePattern::as_str) == Some(pattern.as_str()) {
+            return;
+        }
+        let compiled = match FilePattern::new(&pattern) {
+            Ok(p) => p,
+            Err(e) => {
+                error!("the integration's file pattern {pattern:?} is invalid ({e}); CSV import waits for a corrected assignment");
+                self.set_state(
+                    "failing",
+                    Some(format!("invalid file pattern {pattern:?}: {e}")),
+                );
+                return;
+            }
+        };
+        if self.ledger.is_none() {
+            match Ledger::open_in(self.settings.state.root()) {
+                Ok((ledger, warnings)) => {
+                    for warning in warnings {
+                        warn!("{warning}");
+                    }
+                    self.ledger = Some(Arc::new(Mutex::new(ledger)));
+                }
+                Err(e) => {
+                    error!(
+                        "cannot open the CSV ledger: {}; retrying in 30 s",
+                        crate::report::chain(&e)
+                    );
+                    self.set_state("failing", Some(e.to_string()));
+                    ctx.run_later(RESCAN_EVERY, move |act, ctx| {
+                        act.pattern = None;
+                        act.ask_for_assignment(ctx);
+                    });
+                    return;
+                }
+            }
+        }
+        self.pattern = Some(compiled);
+        self.handled.clear();
+        info!(
+            "watching {} for files matching {pattern} ({}; full scan every {} s)",
+            self.folder().display(),
+            if self.settings.config.csv.poll {
+                "polling"
+            } else {
+                "OS notifications"
+            },
+            RESCAN_EVERY.as_secs()
+        );
+        self.set_state("watching", None);
+        self.start_watcher(ctx);
+        self.scan(ctx);
+        if self.rescan.is_none() {
+            self.rescan = Some(ctx.run_interval(RESCAN_EVERY, |act, ctx| {
+                if act.watcher.is_none() {
+                    act.start_watcher(ctx);
+                }
+                act.scan(ctx);
+            }));
+        }
+    }
+
+    fn ask_for_assignment(&mut self, ctx: &mut Context<Self>) {
+        let Some(config) = self.settings.assignment.get() else {
+            return;
+        };
+        ctx.spawn(
+            config
+                .send(GetAssignment)
+                .into_actor(self)
+                .map(|answer, act, ctx| {
+                    if let Ok(Some(integration)) = answer {
+                        act.apply_assignment(Some(&integration), ctx);
+                    }
+                }),
+        );
+    }
+
+    fn stop_watching(&mut self, ctx: &mut Context<Self>) {
+        self.watcher = None;
+        if let Some(handle) = self.rescan.take() {
+            ctx.cancel_future(handle);
+        }
+        self.queue.clear();
+        self.queued.clear();
+    }
+
+    fn start_watcher(&mut self, ctx: &mut Context<Self>) {
+        if !self.folder().is_dir() {
+            return; // scan() warns and retries
+        }
+        let addr = ctx.address();
+        let on_event = move |event: notify::Result<notify::Event>| {
+            if let Ok(event) = event {
+                for path in event.paths {
+                    addr.do_send(FileEvent(path));
+                }
+            }
+        };
+        let started: notify::Result<Box<dyn notify::Watcher>> = if self.settings.config.csv.poll {
+            let config = notify::Config::default().with_poll_interval(Duration::from_secs(2));
+            notify::PollWatcher::new(on_event, config)
+                .map(|w| Box::new(w) as Box<dyn notify::Watcher>)
+        } else {
+            notify::recommended_watcher(on_event).map(|w| Box::new(w) as Box<dyn notify::Watcher>)
+        };
+        match started.and_then(|mut watcher| {
+            watcher.watch(self.folder(), notify::RecursiveMode::NonRecursive)?;
+            Ok(watcher)
+        }) {
+            Ok(watcher) => self.watcher = Some(watcher),
+            Err(e) => warn!(
+                "cannot watch {} for changes ({e}); relying on the scan every {} s",
+                self.folder().display(),
+                RESCAN_EVERY.as_secs()
+            ),
+        }
+    }
+
+    fn scan(&mut self, ctx: &mut Context<Self>) {
+        if self.pattern.is_none() {
+            return;
+        }
+        let entries = match std::fs::read_dir(self.folder()) {
+            Ok(entries) => entries,
+            Err(e) => {
+                if !self.folder_missing_warned {
+                    warn!(
+                        "cannot read the import folder {}: {e}; checking again every {} s",
+                        self.folder().display(),
+                        RESCAN_EVERY.as_secs()
+                    );
+                    self.folder_missing_warned = true;
+                    self.set_state("waiting for the import folder", Some(e.to_string()));
+                }
+                self.watcher = None;
+                return;
+            }
+        };
+        if self.folder_missing_warned {
+            info!(
+                "the import folder {} is readable again",
+                self.folder().display()
+            );
+            self.folder_missing_warned = false;
+            self.set_state("watching", None);
+        }
+        for entry in entries.flatten() {
+            self.consider(entry.path(), ctx);
+        }
+        // Forget settling state of files that are gone.
+        self.handled.retain(|path, _| path.exists());
+    }
+
+    /// Looks at one path: is it ours to import, and is it stable yet?
+    fn consider(&mut self, path: PathBuf, ctx: &mut Context<Self>) {
+        let Some(pattern) = &self.pattern else {
+            return;
+        };
+        if path.parent() != Some(self.folder()) {
+            return; // not directly in the import folder
+        }
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            return;
+        };
+        if !pattern.selects(name) {
+            return;
+        }
+        // Follows symbolic links; a loop or a dangling link is skipped.
+        let Ok(meta) = std::fs::metadata(&path) else {
+            self.settling.forget(&path);
+            return;
+        };
+        if !meta.is_file() {
+            return;
+        }
+        let observation = Observation {
+            size: meta.len(),
+            mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        };
+        if self.handled.get(&path) == Some(&observation) || self.queued.contains(&path) {
+            return;
+        }
+        if let Some(ledger) = &self.ledger {
+            let ledger = lock(ledger);
+            let key = path.to_string_lossy();
+            if ledger
+                .refusal(&key, observation.size, observation.mtime)
+                .is_some()
+                || ledger.is_known_version(&key, observation.size, observation.mtime)
+            {
+                self.handled.insert(path, observation);
+                return;
+            }
+        }
+        match self
+            .settling
+            .observe(path.clone(), observation, std::time::Instant::now())
+        {
+            Verdict::Stable => {
+                self.queued.insert(path.clone());
+                self.queue.push_back(path);
+                self.process_next(ctx);
+            }
+            Verdict::Wait(until) => {
+                let delay = until.saturating_duration_since(std::time::Instant::now());
+                ctx.run_later(delay + Duration::from_millis(20), move |act, ctx| {
+                    act.consider(path, ctx)
+                });
+            }
+        }
+    }
+
+    fn process_next(&mut self, ctx: &mut Context<Self>) {
+        if self.busy || self.paused_for_room {
+            return;
+        }
+        let Some(path) = self.queue.pop_front() else {
+            return;
+        };
+        let (Some(ledger), Some(_)) = (self.ledger.clone(), &self.pattern) else {
+            return;
+        };
+        self.busy = true;
+        let spool = self.settings.spool.clone();
+        let in_upload = Arc::clone(&self.in_upload);
+        let max_bytes = self.settings.config.csv.max_bytes;
+        let work_path = path.clone();
+        let work = actix_rt::task::spawn_blocking(move || {
+            prepare_file(&work_path, &spool, &ledger, &in_upload, max_bytes)
+        });
+        ctx.spawn(work.into_actor(self).map(move |joined, act, ctx| {
+            act.busy = false;
+            act.queued.remove(&path);
+            let (outcome, observation) = match joined {
+                Ok(result) => result,
+                Err(e) => (
+                    Outcome::Failed {
+                        error: format!("the file reader crashed: {e}"),
+                    },
+                    None,
+                ),
+            };
+            act.finish(path, outcome, observation, ctx);
+            act.process_next(ctx);
+        }));
+    }
+
+    fn finish(
+        &mut self,
+        path: PathBuf,
+        outcome: Outcome,
+        observation: Option<Observation>,
+        ctx: &mut Context<Self>,
+    ) {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match outcome {
+            Outcome::Spooled(item) => {
+                if let Some(o) = observation {
+                    self.handled.insert(path, o);
+                }
+                debug!("spooled {name} as item {}", item.id);
+                if let Some(uploader) = self.settings.uploader.get() {
+                    uploader.do_send(Enqueued(*item));
+                }
+            }
+            Outcome::Duplicate { earlier, when } => {
+                if let Some(o) = observation {
+                    self.handled.insert(path, o);
+                }
+                info!("skipped {name}: same content as {earlier} ({when})");
+            }
+            Outcome::Refused { reason, detail } => {
+                if let Some(o) = observation {
+                    if let Some(ledger) = &self.ledger {
+                        let key = path.to_string_lossy();
+                        if let Err(e) = lock(ledger).record_refusal(&key, o.size, o.mtime, reason) {
+                            warn!("cannot record the refusal of {name} in the ledger: {e}");
+                        }
+                    }
+                    self.handled.insert(path, o);
+                }
+                warn!("not importing {name}: {detail}; it is tried again when the file changes");
+            }
+            Outcome::Changed => {
+                debug!("{name} changed while it was read; waiting for it to settle");
+                self.settling.forget(&path);
+                ctx.run_later(Duration::from_millis(200), move |act, ctx| {
+                    act.consider(path, ctx)
+                });
+            }
+            Outcome::SpoolFull { detail } => {
+                if !self.paused_for_room {
+                    warn!(
+                        "the spool is full ({detail}); CSV import pauses until uploads make room"
+                    );
+                }
+                self.paused_for_room = true;
+                self.set_state("paused: spool full", None);
+                self.queued.insert(path.clone());
+                self.queue.push_front(path);
+                ctx.run_later(ROOM_CHECK_EVERY, |act, ctx| act.check_room(ctx));
+            }
+            Outcome::Failed { error } => {
+                warn!(
+                    "cannot import {name}: {error}; trying again in {} s",
+                    RESCAN_EVERY.as_secs()
+                );
+                self.settling.forget(&path);
+                self.set_state("watching", Some(format!("{name}: {error}")));
+            }
+        }
+    }
+
+    fn check_room(&mut self, ctx: &mut Context<Self>) {
+        if !self.paused_for_room {
+            return;
+        }
+        if self.settings.spool.has_room() {
+            info!("the spool has room again; CSV import resumes");
+            self.paused_for_room = false;
+            self.set_state("watching", None);
+            self.process_next(ctx);
+        } else {
+            ctx.run_later(ROOM_CHECK_EVERY, |act, ctx| act.check_room(ctx));
+        }
+    }
+
+    fn delivered(&mut self, delivery: &Delivery) {
+        let Some(ledger) = &self.ledger else {
+            return;
+        };
+        let item = delivery.item();
+        lock(&self.in_upload).remove(&item.idempotency_key);
+        let source = source_file(item);
+        match delivery {
+            Delivery::Committed { import_id, .. } => {
+                {
+                    let mut ledger = lock(ledger);
+                    let recorded = ledger
+                        .record_imported(
+                            &item.idempotency_key,
+                            &item.file_name,
+                            import_id,
+                            Utc::now(),
+                        )
+                        .and_then(|_| match &source {
+                            Some((path, size, mtime)) => {
+                                ledger.record_version(&path.to_string_lossy(), *size, *mtime)
+                            }
+                            None => Ok(()),
+                        });
+                    if let Err(e) = recorded {
+                        // The cloud deduplicates by key: a lost entry only
+                        // costs a re-upload after a restart.
+                        warn!("cannot record {} as imported: {e}", item.file_name);
+                    }
+                }
+                self.settings.board.update(|s| {
+                    let entry: &mut ImporterStatus =
+                        s.importers.entry(IMPORTER_ID.to_owned()).or_default();
+                    entry.last_success_at = Some(Utc::now());
+                    entry.last_error = None;
+                });
+                if self.settings.config.csv.after_import == AfterImport::Move {
+                    if let Some((path, size, mtime)) = source {
+                        move_imported(self.folder(), &path, size, mtime);
+                    }
+                }
+            }
+            Delivery::Rejected { reason, .. } => {
+                self.set_state(
+                    "watching",
+                    Some(format!(
+                        "{}: rejected by the cloud: {reason}",
+                        item.file_name
+                    )),
+                );
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The local file an item came from, as the importer noted it in the item's
+/// local (never uploaded) data.
+fn source_file(item: &crate::spool::SpooledItem) -> Option<(PathBuf, u64, SystemTime)> {
+    let path = item.local.get(LOCAL_PATH)?.as_str()?;
+    let size = item.local.get(LOCAL_SIZE)?.as_u64()?;
+    let nanos = item.local.get(LOCAL_MTIME_NS)?.as_u64()?;
+    Some((
+        PathBuf::from(path),
+        size,
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos),
+    ))
+}
+
+/// `afterImport = "move"`: into `imported/<date>/`, only if the file is still
+/// the version that was imported (a newer version stays for its own import).
+fn move_imported(folder: &Path, path: &Path, size: u64, modified: SystemTime) {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    if meta.len() != size || meta.modified().ok() != Some(modified) {
+        return;
+    }
+    let target_dir = folder
+        .join("imported")
+        .join(chrono::Local::now().format("%Y-%m-%d").to_string());
+    let Some(name) = path.file_name() else { return };
+    let mut target = target_dir.join(name);
+    let mut n = 1;
+    while target.exists() {
+        target = target_dir.join(format!("{}.{n}", name.to_string_lossy()));
+        n += 1;
+    }
+    match std::fs::create_dir_all(&target_dir).and_then(|()| std::fs::rename(path, &target)) {
+        Ok(()) => info!("moved {} to {}", path.display(), target.display()),
+        Err(e) => warn!(
+            "cannot move {} to {}: {e}; it stays where it is",
+            path.display(),
+            target.display()
+        ),
+    }
+}
+
+const LOCAL_PATH: &str = "path";
+const LOCAL_SIZE: &str = "size";
+const LOCAL_MTIME_NS: &str = "mtime_ns";
+
+/// Reads a stable file once (off the actor runtime): checksum, sniffing,
+/// counting and compression into a new spool item, unless its content was
+/// imported before or is being uploaded.
+fn prepare_file(
+    path: &Path,
+    spool: &Spool,
+    ledger: &Mutex<Ledger>,
+    in_upload: &Mutex<HashMap<String, String>>,
+    max_bytes: u64,
+) -> (Outcome, Option<Observation>) {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return (Outcome::Changed, None);
+    };
+    let observed = Observation {
+        size: meta.len(),
+        mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut writer = match spool.begin(&name) {
+        Ok(writer) => writer,
+        Err(e @ SpoolError::Full { .. }) => {
+            return (
+                Outcome::SpoolFull {
+                    detail: e.to_string(),
+                },
+                Some(observed),
+            )
+        }
+        Err(e) => {
+            return (
+                Outcome::Failed {
+                    error: crate::report::chain(&e),
+                },
+                Some(observed),
+            )
+        }
+    };
+    let prepared = match crate::csv::prepare(path, &mut writer, max_bytes) {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            writer.abort();
+            let outcome = match (e.refusal(), &e) {
+                (Some(reason), _) => Outcome::Refused {
+                    reason,
+                    detail: e.to_string(),
+                },
+                (None, PipelineError::Vanished { .. } | PipelineError::Changed { .. }) => {
+                    return (Outcome::Changed, None)
+                }
+                (None, _) => Outcome::Failed {
+                    error: crate::report::chain(&e),
+                },
+            };
+            return (outcome, Some(observed));
+        }
+    };
+    if let Some(earlier) = lock(ledger).imported(&prepared.sha256) {
+        writer.abort();
+        let when = earlier
+            .imported_at
+            .with_timezone(&chrono::Local)
+            .format("imported %Y-%m-%d %H:%M:%S")
+            .to_string();
+        return (
+            Outcome::Duplicate {
+                earlier: earlier.file_name.clone(),
+                when,
+            },
+            Some(observed),
+        );
+    }
+    {
+        let mut in_upload = lock(in_upload);
+        if let Some(earlier) = in_upload.get(&prepared.sha256) {
+            writer.abort();
+            return (
+                Outcome::Duplicate {
+                    earlier: earlier.clone(),
+                    when: "being uploaded".to_owned(),
+                },
+                Some(observed),
+            );
+        }
+        in_upload.insert(prepared.sha256.clone(), name.clone());
+    }
+    let mut local = std::collections::BTreeMap::new();
+    local.insert(
+        LOCAL_PATH.to_owned(),
+        path.to_string_lossy().into_owned().into(),
+    );
+    local.insert(LOCAL_SIZE.to_owned(), observed.size.into());
+    let mtime_ns = observed
+        .mtime
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    local.insert(LOCAL_MTIME_NS.to_owned(), mtime_ns.into());
+    let item = NewItem {
+        source: crate::protocol::UploadSource::Csv,
+        idempotency_key: prepared.sha256.clone(),
+        file_name: name.clone(),
+        content_type: "text/csv".to_owned(),
+        metadata: prepared.metadata(&name, observed.mtime),
+        origin: IMPORTER_ID.to_owned(),
+        local,
+    };
+    match writer.commit(item) {
+        Ok(item) => (Outcome::Spooled(Box::new(item)), Some(observed)),
+        Err(e) => {
+            lock(in_upload).remove(&prepared.sha256);
+            let outcome = match e {
+                e @ SpoolError::Full { .. } => Outcome::SpoolFull {
+                    detail: e.to_string(),
+                },
+                e => Outcome::Failed {
+                    error: crate::report::chain(&e),
+                },
+            };
+            (outcome, Some(observed))
+        }
+    }
+}
+
+impl Actor for FolderWatchActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Content already waiting in the spool (from before a restart) is
+        // "being uploaded": a scan must not spool it a second time.
+        match self.settings.spool.pending() {
+            Ok(items) => {
+                let mut in_upload = lock(&self.in_upload);
+                for item in items.into_iter().filter(|i| i.origin == IMPORTER_ID) {
+                    in_upload.insert(item.idempotency_key, item.file_name);
+                }
+            }
+            Err(e) => warn!("cannot list the spool: {}", crate::report::chain(&e)),
+        }
+        // After a restart by the supervisor, ConfigActor will not repeat
+        // itself: ask it.
+        self.ask_for_assignment(ctx);
+    }
+}
+
+/// The path of a file event from the OS watcher.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct FileEvent(pub PathBuf);
+
+impl Handler<FileEvent> for FolderWatchActor {
+    type Result = ();
+
+    fn handle(&mut self, FileEvent(path): FileEvent, ctx: &mut Context<Self>) {
+        self.consider(path, ctx);
+    }
+}
+
+/// The current assignment (from ConfigActor).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct AssignmentNews(pub Option<Integration>);
+
+impl Handler<AssignmentNews> for FolderWatchActor {
+    type Result = ();
+
+    fn handle(&mut self, AssignmentNews(integration): AssignmentNews, ctx: &mut Context<Self>) {
+        self.apply_assignment(integration.as_ref(), ctx);
+    }
+}
+
+/// The uploader finished one of this importer's items.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Delivered(pub Delivery);
+
+impl Handler<Delivered> for FolderWatchActor {
+    type Result = ();
+
+    fn handle(&mut self, Delivered(delivery): Delivered, _: &mut Context<Self>) {
+        self.delivered(&delivery);
+    }
+}
+
+impl Handler<Shutdown> for FolderWatchActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
+        // A file being read is abandoned: its temporary spool file is
+        // removed at the next start and the file is read again.
+        self.stop_watching(ctx);
+        ctx.stop();
+    }
+}

@@ -1,0 +1,331 @@
+//! CSV folder import, end to end: files dropped into the import folder of a
+//! real client arrive in the real emulator exactly once, through faults,
+//! outages and crashes.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use support::emulator::{free_port, Emulator};
+use support::*;
+
+const ARRIVE: Duration = Duration::from_secs(120);
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A client linked to a fresh CSV integration, importing from `import/`.
+fn linked_client(cloud: &Emulator, extra_config: &str) -> (InstallDir, ClientProcess, String) {
+    let integration = cloud.create_csv_integration("CSV import test");
+    let install = InstallDir::new();
+    std::fs::create_dir_all(install.path().join("import")).unwrap();
+    install.write_config(&format!(
+        "[app]\nimportDirectory = \"import\"\n[cloud]\nurl = \"{}\"\n[csv]\nsettleSeconds = 1\n{extra_config}",
+        cloud.url
+    ));
+    let client = install.run_paired(cloud, &integration);
+    install.wait_for_log("watching", Duration::from_secs(20));
+    (install, client, integration)
+}
+
+/// Writes a file the way most exporters do: to a temporary name, then a
+/// rename into place.
+fn drop_file(dir: &Path, name: &str, content: &[u8]) {
+    let tmp = dir.join(format!("{name}.part"));
+    std::fs::write(&tmp, content).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+/// Imports by original sha256 (the idempotency key), waiting until `n`
+/// have been committed.
+fn wait_for_imports(cloud: &Emulator, n: usize, timeout: Duration) -> BTreeMap<String, Value> {
+    wait_for(&format!("{n} imports in the cloud"), timeout, || {
+        let imports = cloud.imports();
+        (imports.len() >= n).then(|| {
+            imports
+                .into_iter()
+                .map(|i| (i["idempotency_key"].as_str().unwrap().to_owned(), i))
+                .collect()
+        })
+    })
+}
+
+fn interval_csv(n: usize) -> Vec<u8> {
+    let mut out = String::from("Queue;Date;Time;IncomingCalls;AnsweredCalls;AHT\n");
+    for row in 0..(n % 7 + 2) {
+        out.push_str(&format!(
+            "Queue {n};25/05/2020;{:02}:{:02};{};{};{}\n",
+            8 + row / 4,
+            (row % 4) * 15,
+            n + row,
+            n,
+            200 + row
+        ));
+    }
+    out.into_bytes()
+}
+
+#[test]
+fn files_dropped_in_bursts_arrive_exactly_once_with_their_content() {
+    let cloud = Emulator::start(&[]);
+    let (install, _client, _) = linked_client(&cloud, "");
+    let import = install.path().join("import");
+
+    let mut expected = BTreeMap::new();
+    for burst in 0..4 {
+        for i in 0..50 {
+            let n = burst * 50 + i;
+            let content = interval_csv(n);
+            expected.insert(sha256_hex(&content), content.clone());
+            if n % 3 == 0 {
+                // Some writers write in place.
+                std::fs::write(import.join(format!("stats-{n:03}.csv")), &content).unwrap();
+            } else {
+                drop_file(&import, &format!("stats-{n:03}.csv"), &content);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let imports = wait_for_imports(&cloud, 200, ARRIVE);
+    // Nothing more arrives: exactly once.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(cloud.imports().len(), 200);
+    for (key, content) in &expected {
+        let import = imports
+            .get(key)
+            .unwrap_or_else(|| panic!("missing import {key}"));
+        assert_eq!(import["source"], "csv");
+        let id = import["import_id"].as_str().unwrap();
+        assert_eq!(
+            &cloud.import_content(id),
+            content,
+            "content of {}",
+            import["file_name"]
+        );
+        assert_eq!(import["metadata"]["delimiter"], ";");
+        assert_eq!(import["metadata"]["encoding"], "utf-8");
+    }
+    assert_eq!(install.spooled_files(), 0, "the spool is drained");
+}
+
+#[test]
+fn metadata_describes_each_encoding_and_utf16_is_converted() {
+    let cloud = Emulator::start(&[]);
+    let (install, _client, _) = linked_client(&cloud, "");
+    let import = install.path().join("import");
+
+    let utf8 = "Queue;Date;Time;IncomingCalls\nCafé Support;25/05/2020;08:00;15\n";
+    let samples: Vec<(&str, Vec<u8>, &str, &str)> = vec![
+        ("utf8.csv", utf8.as_bytes().to_vec(), "utf-8", ";"),
+        (
+            "bom.csv",
+            [
+                &b"\xef\xbb\xbf"[..],
+                b"StartDate,StartTime,AgentID,AgentActivityID\n2022-04-22,08:34:29,816,1013\n",
+            ]
+            .concat(),
+            "utf-8-bom",
+            ",",
+        ),
+        (
+            "cp1252.csv",
+            b"Queue;Date;Time;IncomingCalls\nFran\xe7ais \x80 Hotline;25/05/2020;08:00;15\n"
+                .to_vec(),
+            "windows-1252",
+            ";",
+        ),
+        (
+            "tabs.csv",
+            b"StartDate\tStartTime\tAgentID\tAgentActivityID\n2022-04-22\t08:34:29\t816\t1013\n"
+                .to_vec(),
+            "utf-8",
+            "\t",
+        ),
+    ];
+    let mut utf16 = vec![0xff, 0xfe];
+    for unit in utf8.encode_utf16() {
+        utf16.extend_from_slice(&unit.to_le_bytes());
+    }
+    for (name, bytes, _, _) in &samples {
+        drop_file(&import, name, bytes);
+    }
+    drop_file(&import, "utf16.csv", &utf16);
+
+    let imports = wait_for_imports(&cloud, 5, ARRIVE);
+    for (name, bytes, encoding, delimiter) in &samples {
+        let import = &imports[&sha256_hex(bytes)];
+        assert_eq!(import["file_name"], *name);
+        assert_eq!(import["metadata"]["original_encoding"], *encoding, "{name}");
+        assert_eq!(
+            import["metadata"]["encoding"], *encoding,
+            "sent unchanged: {name}"
+        );
+        assert_eq!(import["metadata"]["delimiter"], *delimiter, "{name}");
+        assert_eq!(import["metadata"]["rows"], 2, "{name}");
+        assert_eq!(import["metadata"]["columns"], 4, "{name}");
+    }
+    let converted = &imports[&sha256_hex(&utf16)];
+    assert_eq!(converted["metadata"]["original_encoding"], "utf-16le");
+    assert_eq!(converted["metadata"]["encoding"], "utf-8");
+    let id = converted["import_id"].as_str().unwrap();
+    assert_eq!(
+        cloud.import_content(id),
+        utf8.as_bytes(),
+        "UTF-16 arrives as UTF-8"
+    );
+}
+
+#[test]
+fn duplicates_are_skipped_new_content_under_an_old_name_is_imported_and_a_growing_file_once() {
+    let cloud = Emulator::start(&[]);
+    let (install, _client, _) = linked_client(&cloud, "");
+    let import = install.path().join("import");
+
+    let first = interval_csv(1);
+    drop_file(&import, "a.csv", &first);
+    wait_for_imports(&cloud, 1, ARRIVE);
+
+    // The same content under another name: skipped, and said so.
+    drop_file(&import, "copy-of-a.csv", &first);
+    install.wait_for_log("copy-of-a.csv", ARRIVE);
+    let log = install.read_log();
+    assert!(log.contains("same content as a.csv"), "{log}");
+
+    // The same name with new content: imported.
+    let second = interval_csv(2);
+    drop_file(&import, "a.csv", &second);
+    wait_for_imports(&cloud, 2, ARRIVE);
+
+    // A file appended to every 500 ms for 5 s is imported once, whole.
+    let growing = import.join("growing.csv");
+    let mut whole = b"Queue;Date;Time;IncomingCalls\n".to_vec();
+    std::fs::write(&growing, &whole).unwrap();
+    for i in 0..10 {
+        std::thread::sleep(Duration::from_millis(500));
+        let line = format!("Queue {i};25/05/2020;08:{i:02};{i}\n");
+        whole.extend_from_slice(line.as_bytes());
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&growing)
+            .unwrap();
+        f.write_all(line.as_bytes()).unwrap();
+    }
+    let imports = wait_for_imports(&cloud, 3, ARRIVE);
+    std::thread::sleep(Duration::from_secs(4));
+    let imports_now = cloud.imports();
+    assert_eq!(
+        imports_now.len(),
+        3,
+        "growing.csv imported once: {imports_now:#?}"
+    );
+    assert!(
+        imports.contains_key(&sha256_hex(&whole)),
+        "the whole file arrived"
+    );
+}
+
+#[test]
+fn a_client_killed_at_random_moments_loses_and_duplicates_nothing() {
+    let cloud = Emulator::start(&[]);
+    let (install, client, _) = linked_client(&cloud, "");
+    let import = install.path().join("import");
+    let mut expected = BTreeMap::new();
+    for n in 0..100 {
+        let content = interval_csv(1000 + n);
+        expected.insert(sha256_hex(&content), content.clone());
+        drop_file(&import, &format!("crash-{n:03}.csv"), &content);
+    }
+    // Twenty SIGKILLs at pseudo-random moments (a fixed seed keeps runs
+    // comparable), each followed by a restart.
+    let mut client = Some(client);
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..20 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(50 + seed % 700));
+        let running = client.take().unwrap();
+        running.signal(libc::SIGKILL);
+        let mut running = running;
+        running.wait(Duration::from_secs(10));
+        client = Some(install.spawn_run());
+    }
+    let imports = wait_for_imports(&cloud, 100, ARRIVE);
+    wait_for("the spool to drain", ARRIVE, || {
+        (install.spooled_files() == 0).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let all = cloud.imports();
+    assert_eq!(all.len(), 100, "stored once each");
+    for (key, content) in &expected {
+        let id = imports[key]["import_id"].as_str().unwrap();
+        assert_eq!(&cloud.import_content(id), content);
+    }
+    drop(client);
+}
+
+#[test]
+fn faults_on_every_endpoint_delay_but_lose_nothing() {
+    let cloud = Emulator::start(&[]);
+    let (install, _client, _) = linked_client(&cloud, "");
+    let import = install.path().join("import");
+    for rule in [
+        json!({"path_prefix": "/api/cloud-link/v1/uploads", "mode": "status", "status": 503, "retry_after": 1, "count": 6, "probability": 0.5}),
+        json!({"path_prefix": "/_s3/", "mode": "reset", "count": 4, "probability": 0.5}),
+        json!({"path_prefix": "/_s3/", "mode": "truncate", "count": 3, "probability": 0.5}),
+        json!({"path_prefix": "/api/cloud-link/v1/uploads", "mode": "truncate", "count": 3, "probability": 0.3}),
+        json!({"path_prefix": "/api/cloud-link/v1/uploads", "mode": "delay", "delay_ms": 1500, "count": 3, "probability": 0.3}),
+        json!({"path_prefix": "/api/cloud-link/v1/heartbeat", "mode": "status", "status": 500, "count": 3, "probability": 1.0}),
+    ] {
+        cloud.add_fault(rule);
+    }
+    let mut keys = Vec::new();
+    for n in 0..30 {
+        let content = interval_csv(2000 + n);
+        keys.push(sha256_hex(&content));
+        drop_file(&import, &format!("faulty-{n:02}.csv"), &content);
+    }
+    std::thread::sleep(Duration::from_secs(10));
+    cloud.clear_faults();
+    let imports = wait_for_imports(&cloud, 30, ARRIVE);
+    for key in &keys {
+        assert!(imports.contains_key(key));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(cloud.imports().len(), 30);
+}
+
+#[test]
+fn an_outage_of_the_cloud_is_ridden_out_and_the_spool_drains() {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let data_dir = data.path().to_str().unwrap().to_owned();
+    let mut cloud = Emulator::start_on(&listen, &["--data-dir", &data_dir]);
+    let (install, _client, _) = linked_client(&cloud, "");
+    let import = install.path().join("import");
+
+    cloud.stop();
+    for n in 0..20 {
+        drop_file(
+            &import,
+            &format!("outage-{n:02}.csv"),
+            &interval_csv(3000 + n),
+        );
+    }
+    wait_for("files to be spooled during the outage", ARRIVE, || {
+        (install.spooled_files() == 20).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let cloud = Emulator::start_on(&listen, &["--data-dir", &data_dir]);
+    wait_for_imports(&cloud, 20, Duration::from_secs(300));
+    wait_for("the spool to drain", ARRIVE, || {
+        (install.spooled_files() == 0).then_some(())
+    });
+}
