@@ -61,7 +61,8 @@ enum Outcome {
     /// The file changed or vanished while it was read: look again later.
     Changed,
     SpoolFull {
-        detail: String,
+        used: u64,
+        budget: u64,
     },
     Failed {
         error: String,
@@ -430,10 +431,12 @@ impl FolderWatchActor {
                     act.consider(path, ctx)
                 });
             }
-            Outcome::SpoolFull { detail } => {
+            Outcome::SpoolFull { used, budget } => {
                 if !self.paused_for_room {
                     warn!(
-                        "the spool is full ({detail}); CSV import pauses until uploads make room"
+                        "the spool is full ({} of {} waiting for upload, [spool] maxBytes); CSV import pauses until uploads make room",
+                        crate::config::format_byte_size(used),
+                        crate::config::format_byte_size(budget)
                     );
                 }
                 self.paused_for_room = true;
@@ -595,13 +598,8 @@ fn prepare_file(
         .unwrap_or_default();
     let mut writer = match spool.begin(&name) {
         Ok(writer) => writer,
-        Err(e @ SpoolError::Full { .. }) => {
-            return (
-                Outcome::SpoolFull {
-                    detail: e.to_string(),
-                },
-                Some(observed),
-            )
+        Err(SpoolError::Full { used, budget }) => {
+            return (Outcome::SpoolFull { used, budget }, Some(observed))
         }
         Err(e) => {
             return (
@@ -685,9 +683,7 @@ fn prepare_file(
         Err(e) => {
             lock(in_upload).remove(&prepared.sha256);
             let outcome = match e {
-                e @ SpoolError::Full { .. } => Outcome::SpoolFull {
-                    detail: e.to_string(),
-                },
+                SpoolError::Full { used, budget } => Outcome::SpoolFull { used, budget },
                 e => Outcome::Failed {
                     error: crate::report::chain(&e),
                 },
