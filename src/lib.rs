@@ -11,6 +11,7 @@ pub mod config;
 pub mod control;
 pub mod csv;
 pub mod daemon;
+pub mod db;
 pub mod http;
 pub mod instance_lock;
 pub mod logging;

@@ -1,0 +1,426 @@
+//! ODBC connection strings as text: parsing `Key=Value;` pairs (with
+//! `{braced; values}`), masking passwords for display, the local override of
+//! the cloud's string and credentials, and driver-specific tuning. Pure: no
+//! ODBC call, so every rule is unit-tested.
+
+/// Keys whose value is a secret. Compared case-insensitively.
+const PASSWORD_KEYS: &[&str] = &["pwd", "password"];
+/// Keys naming the login user across drivers (psqlODBC: `Username`, MariaDB: `User`).
+const USER_KEYS: &[&str] = &["uid", "user", "username", "user id"];
+
+/// One `Key=Value` attribute as written in the string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attribute {
+    /// The key, trimmed, in the case it was written.
+    pub key: String,
+    /// The value with its braces removed and `}}` unescaped.
+    pub value: String,
+    /// Byte range of the raw value (braces included) in the original string,
+    /// so masking keeps everything else exactly as written.
+    raw_value: std::ops::Range<usize>,
+}
+
+/// Splits a connection string into its attributes. Never fails: a string
+/// an ODBC driver manager would reject (unbalanced brace, a part without
+/// `=`) still yields what can be read, because masking must work on any
+/// input, however broken.
+pub fn parse(conn: &str) -> Vec<Attribute> {
+    let bytes = conn.as_bytes();
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let Some(eq) = conn[pos..].find(['=', ';']).map(|i| pos + i) else {
+            break; // trailing text without `=`: not an attribute
+        };
+        if bytes[eq] == b';' {
+            pos = eq + 1; // a part without `=`
+            continue;
+        }
+        let key = conn[pos..eq].trim().to_string();
+        let mut start = eq + 1;
+        while start < bytes.len() && bytes[start] == b' ' {
+            start += 1;
+        }
+        let (value, end) = if bytes.get(start) == Some(&b'{') {
+            read_braced(conn, start)
+        } else {
+            let end = conn[start..].find(';').map_or(bytes.len(), |i| start + i);
+            (conn[start..end].trim_end().to_string(), end)
+        };
+        out.push(Attribute {
+            key,
+            value,
+            raw_value: start..end,
+        });
+        // Skip to the next `;` (text after a closing brace belongs to nothing).
+        pos = conn[end..].find(';').map_or(bytes.len(), |i| end + i + 1);
+    }
+    out
+}
+
+/// Reads `{...}` starting at `start` (the `{`); `}}` is an escaped `}`.
+/// Returns the value and the index just past the closing brace (or the end
+/// of the string when it is missing).
+fn read_braced(conn: &str, start: usize) -> (String, usize) {
+    let bytes = conn.as_bytes();
+    let mut value = String::new();
+    let mut i = start + 1;
+    let mut run_start = i;
+    while i < bytes.len() {
+        if bytes[i] == b'}' {
+            if bytes.get(i + 1) == Some(&b'}') {
+                value.push_str(&conn[run_start..=i]);
+                i += 2;
+                run_start = i;
+                continue;
+            }
+            value.push_str(&conn[run_start..i]);
+            return (value, i + 1);
+        }
+        i += 1;
+    }
+    value.push_str(&conn[run_start..]);
+    (value, bytes.len())
+}
+
+/// Writes a value so that a driver manager reads it back unchanged.
+pub fn quote_value(value: &str) -> String {
+    let needs_braces =
+        value.contains([';', '{', '}', '=']) || value.starts_with(' ') || value.ends_with(' ');
+    if needs_braces {
+        format!("{{{}}}", value.replace('}', "}}"))
+    } else {
+        value.to_string()
+    }
+}
+
+fn is_key(attr: &Attribute, keys: &[&str]) -> bool {
+    keys.iter().any(|k| attr.key.eq_ignore_ascii_case(k))
+}
+
+/// The value of `key` (case-insensitive), the first one if repeated.
+pub fn get(conn: &str, key: &str) -> Option<String> {
+    parse(conn)
+        .into_iter()
+        .find(|a| a.key.eq_ignore_ascii_case(key))
+        .map(|a| a.value)
+}
+
+/// The connection string for display: every password value becomes `***`,
+/// everything else stays as written.
+pub fn mask(conn: &str) -> String {
+    let mut out = String::with_capacity(conn.len());
+    let mut last = 0;
+    for attr in parse(conn) {
+        if is_key(&attr, PASSWORD_KEYS) {
+            out.push_str(&conn[last..attr.raw_value.start]);
+            out.push_str("***");
+            last = attr.raw_value.end;
+        }
+    }
+    out.push_str(&conn[last..]);
+    out
+}
+
+/// Password values in `conn` (non-empty), so that a driver's message that
+/// echoes one can be scrubbed.
+pub fn secrets(conn: &str) -> Vec<String> {
+    parse(conn)
+        .into_iter()
+        .filter(|a| is_key(a, PASSWORD_KEYS) && !a.value.is_empty())
+        .map(|a| a.value)
+        .collect()
+}
+
+/// Replaces every occurrence of a password of `conn` in `text` by `***`.
+pub fn scrub(text: &str, conn: &str) -> String {
+    let mut text = text.to_string();
+    for secret in secrets(conn) {
+        text = text.replace(&secret, "***");
+    }
+    text
+}
+
+/// Sets `keys[0]`'s value: the first attribute matching any of `keys` keeps
+/// its position and spelling, later duplicates are removed, and a missing
+/// one is appended.
+fn set_value(conn: &str, keys: &[&str], value: &str) -> String {
+    let attrs = parse(conn);
+    let mut out = String::with_capacity(conn.len() + value.len() + 8);
+    let mut last = 0;
+    let mut done = false;
+    for attr in &attrs {
+        if !is_key(attr, keys) {
+            continue;
+        }
+        if !done {
+            out.push_str(&conn[last..attr.raw_value.start]);
+            out.push_str(&quote_value(value));
+            last = attr.raw_value.end;
+            done = true;
+        } else {
+            // Drop `;Key=value` of a duplicate (from the `;` before it).
+            let key_start = conn[..attr.raw_value.start].rfind(';').map_or(0, |i| i + 1);
+            let cut_from = key_start.saturating_sub(1).max(last);
+            out.push_str(&conn[last..cut_from]);
+            last = attr.raw_value.end;
+        }
+    }
+    out.push_str(&conn[last..]);
+    if !done {
+        if !out.is_empty() && !out.trim_end().ends_with(';') {
+            out.push(';');
+        }
+        out.push_str(keys[0].to_ascii_uppercase().as_str());
+        out.push('=');
+        out.push_str(&quote_value(value));
+        out.push(';');
+    }
+    out
+}
+
+/// The local `[database] uid` / `password` override: each given one replaces
+/// its own part of the string (whatever key spelling it used), the other
+/// part stays the cloud's.
+pub fn with_credentials(conn: &str, uid: Option<&str>, password: Option<&str>) -> String {
+    let mut conn = conn.to_string();
+    if let Some(uid) = uid {
+        conn = set_value(&conn, USER_KEYS, uid);
+    }
+    if let Some(password) = password {
+        conn = set_value(&conn, PASSWORD_KEYS, password);
+    }
+    conn
+}
+
+/// The string to connect with: a local `[database] connectionString` wins
+/// over the cloud's, then the local credentials replace their parts.
+pub fn effective(
+    cloud: &str,
+    local: Option<&str>,
+    uid: Option<&str>,
+    password: Option<&str>,
+) -> String {
+    let base = local.filter(|s| !s.trim().is_empty()).unwrap_or(cloud);
+    with_credentials(base, uid, password)
+}
+
+/// The `Driver={...}` name, when the string names a driver (not a DSN).
+pub fn driver_name(conn: &str) -> Option<String> {
+    get(conn, "driver").filter(|d| !d.trim().is_empty())
+}
+
+/// Driver families we tune for or give install hints for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverKind {
+    PostgreSql,
+    /// MariaDB Connector/ODBC or MySQL Connector/ODBC.
+    MariaDb,
+    Sqlite,
+    SqlServer,
+    Other,
+}
+
+impl DriverKind {
+    /// Classifies a driver name (`PostgreSQL Unicode`, `ODBC Driver 18 for
+    /// SQL Server`, a path to `psqlodbcw.so`...).
+    pub fn of(driver: &str) -> DriverKind {
+        let d = driver.to_ascii_lowercase();
+        if d.contains("postgres") || d.contains("psqlodbc") {
+            DriverKind::PostgreSql
+        } else if d.contains("mariadb") || d.contains("mysql") || d.contains("maodbc") {
+            DriverKind::MariaDb
+        } else if d.contains("sqlite") {
+            DriverKind::Sqlite
+        } else if d.contains("sql server") || d.contains("msodbcsql") {
+            DriverKind::SqlServer
+        } else {
+            DriverKind::Other
+        }
+    }
+
+    /// The Debian/Ubuntu package that installs this driver.
+    pub fn debian_package(self) -> Option<&'static str> {
+        match self {
+            DriverKind::PostgreSql => Some("odbc-postgresql"),
+            DriverKind::MariaDb => Some("odbc-mariadb"),
+            DriverKind::Sqlite => Some("libsqliteodbc"),
+            DriverKind::SqlServer => Some("msodbcsql18"),
+            DriverKind::Other => None,
+        }
+    }
+}
+
+/// The driver family of `conn`, from its `Driver=` (a DSN gives `Other`).
+pub fn driver_kind(conn: &str) -> DriverKind {
+    driver_name(conn).map_or(DriverKind::Other, |d| DriverKind::of(&d))
+}
+
+/// Adds what a driver needs to read large results in bounded memory and long
+/// text whole, unless the admin set it. psqlODBC otherwise loads the whole
+/// result set into memory (no `UseDeclareFetch`) and cuts text at 8190
+/// characters (`MaxLongVarcharSize`). `MaxLongVarcharSize` is set one above
+/// `max_text_chars` so that a longer value still overflows our buffer and is
+/// counted as truncated instead of arriving silently cut by the driver.
+pub fn with_driver_tuning(conn: &str, fetch_rows: usize, max_text_chars: usize) -> String {
+    if driver_kind(conn) != DriverKind::PostgreSql {
+        return conn.to_string();
+    }
+    let mut out = conn.to_string();
+    let fetch = fetch_rows.max(1).to_string();
+    let long = (max_text_chars + 1).to_string();
+    for (key, value) in [
+        ("UseDeclareFetch", "1"),
+        ("Fetch", fetch.as_str()),
+        ("MaxLongVarcharSize", long.as_str()),
+    ] {
+        if get(&out, key).is_none() {
+            if !out.is_empty() && !out.trim_end().ends_with(';') {
+                out.push(';');
+            }
+            out.push_str(&format!("{key}={value};"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(conn: &str) -> Vec<(String, String)> {
+        parse(conn).into_iter().map(|a| (a.key, a.value)).collect()
+    }
+
+    #[test]
+    fn parses_plain_and_braced_values() {
+        assert_eq!(
+            kv("Driver={PostgreSQL Unicode};Server=db1; Port = 5432 ;Pwd={a;b}}c};"),
+            vec![
+                ("Driver".into(), "PostgreSQL Unicode".into()),
+                ("Server".into(), "db1".into()),
+                ("Port".into(), "5432".into()),
+                ("Pwd".into(), "a;b}c".into()),
+            ]
+        );
+        assert_eq!(kv("DSN=acd"), vec![("DSN".into(), "acd".into())]);
+        assert_eq!(kv(""), vec![]);
+        assert_eq!(kv(";;junk;A=1"), vec![("A".into(), "1".into())]);
+        // Unterminated brace: the rest is the value, nothing is lost or panics.
+        assert_eq!(
+            kv("Uid=x;Pwd={open;Server=y"),
+            vec![
+                ("Uid".into(), "x".into()),
+                ("Pwd".into(), "open;Server=y".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn masks_every_password_spelling_and_keeps_the_rest() {
+        assert_eq!(
+            mask("Driver={MariaDB Unicode};Uid=wfm;PWD=s3cret;Server=h"),
+            "Driver={MariaDB Unicode};Uid=wfm;PWD=***;Server=h"
+        );
+        assert_eq!(
+            mask("Server=h;password={x;y}};z};pwd=two"),
+            "Server=h;password=***;pwd=***"
+        );
+        assert_eq!(mask("Pwd="), "Pwd=***");
+        assert_eq!(mask("Pwd={never closed;Server=h"), "Pwd=***");
+        assert_eq!(mask("DSN=acd"), "DSN=acd");
+        assert!(!mask("Uid=a;PassWord = hunter2 ;").contains("hunter2"));
+    }
+
+    #[test]
+    fn scrubs_echoed_passwords() {
+        assert_eq!(
+            scrub("login failed for s3cret", "Uid=a;Pwd=s3cret"),
+            "login failed for ***"
+        );
+        assert_eq!(scrub("no secret", "Uid=a;Pwd="), "no secret");
+    }
+
+    #[test]
+    fn credentials_replace_their_own_part() {
+        let cloud = "Driver={PostgreSQL Unicode};Server=h;Username=cloud;Pwd=cloudpw;";
+        assert_eq!(
+            with_credentials(cloud, Some("local"), None),
+            "Driver={PostgreSQL Unicode};Server=h;Username=local;Pwd=cloudpw;"
+        );
+        assert_eq!(
+            with_credentials(cloud, None, Some("p;w}")),
+            "Driver={PostgreSQL Unicode};Server=h;Username=cloud;Pwd={p;w}}};"
+        );
+        assert_eq!(
+            with_credentials("Driver={X};Server=h", Some("u"), Some("p")),
+            "Driver={X};Server=h;UID=u;PWD=p;"
+        );
+        // Duplicates are collapsed so the driver cannot pick the cloud's one.
+        assert_eq!(
+            with_credentials("Pwd=a;Server=h;Password=b", None, Some("c")),
+            "Pwd=c;Server=h"
+        );
+        let replaced = with_credentials(cloud, None, Some("p;w}"));
+        assert_eq!(get(&replaced, "pwd").as_deref(), Some("p;w}"));
+    }
+
+    #[test]
+    fn local_connection_string_wins() {
+        assert_eq!(effective("DSN=cloud", None, None, None), "DSN=cloud");
+        assert_eq!(
+            effective("DSN=cloud", Some("DSN=local"), None, None),
+            "DSN=local"
+        );
+        assert_eq!(effective("DSN=cloud", Some("  "), None, None), "DSN=cloud");
+        assert_eq!(
+            effective("DSN=cloud;Uid=a", Some("DSN=local;Uid=b"), None, Some("p")),
+            "DSN=local;Uid=b;PWD=p;"
+        );
+    }
+
+    #[test]
+    fn detects_driver_families() {
+        assert_eq!(
+            driver_name("driver={PostgreSQL Unicode};x=1").as_deref(),
+            Some("PostgreSQL Unicode")
+        );
+        assert_eq!(driver_name("DSN=acd"), None);
+        assert_eq!(driver_kind("Driver={MariaDB Unicode}"), DriverKind::MariaDb);
+        assert_eq!(
+            driver_kind("Driver={MySQL ODBC 8.0 Unicode Driver}"),
+            DriverKind::MariaDb
+        );
+        assert_eq!(driver_kind("Driver={SQLite3}"), DriverKind::Sqlite);
+        assert_eq!(
+            driver_kind("Driver={ODBC Driver 18 for SQL Server}"),
+            DriverKind::SqlServer
+        );
+        assert_eq!(
+            driver_kind("Driver=/usr/lib/psqlodbcw.so"),
+            DriverKind::PostgreSql
+        );
+        assert_eq!(driver_kind("Driver={Acme}"), DriverKind::Other);
+    }
+
+    #[test]
+    fn tunes_psqlodbc_unless_the_admin_did() {
+        assert_eq!(
+            with_driver_tuning("Driver={PostgreSQL Unicode};Server=h", 1000, 4096),
+            "Driver={PostgreSQL Unicode};Server=h;UseDeclareFetch=1;Fetch=1000;MaxLongVarcharSize=4097;"
+        );
+        assert_eq!(
+            with_driver_tuning(
+                "Driver={PostgreSQL Unicode};usedeclarefetch=0;FETCH=5;",
+                1000,
+                10
+            ),
+            "Driver={PostgreSQL Unicode};usedeclarefetch=0;FETCH=5;MaxLongVarcharSize=11;"
+        );
+        assert_eq!(
+            with_driver_tuning("Driver={SQLite3};", 1000, 10),
+            "Driver={SQLite3};"
+        );
+        assert_eq!(with_driver_tuning("DSN=pg", 1000, 10), "DSN=pg");
+    }
+}
