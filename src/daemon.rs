@@ -13,6 +13,7 @@ use tracing::{error, info};
 
 use crate::actors::config::{AssignmentListener, ConfigActor, ConfigSettings, PairingNews};
 use crate::actors::control::ControlActor;
+use crate::actors::db_poll::{self, DbAssignmentNews, DbDelivered, DbPollActor, DbPollSettings};
 use crate::actors::folder_watch::{
     self, AssignmentNews, Delivered, FolderWatchActor, FolderWatchSettings,
 };
@@ -156,23 +157,34 @@ fn children(
     let config_slot: Slot<ConfigActor> = Slot::empty();
     let uploader_slot: Slot<UploaderActor> = Slot::empty();
     let folder_watch_slot: Slot<FolderWatchActor> = Slot::empty();
+    let db_poll_slot: Slot<DbPollActor> = Slot::empty();
 
     // Importers learn the assignment from ConfigActor, and their deliveries
     // from the uploader, through their slots (they may be restarted).
     let assignment_listener: AssignmentListener = {
         let folder_watch = folder_watch_slot.clone();
+        let db_poll = db_poll_slot.clone();
         Arc::new(move |integration| {
             if let Some(importer) = folder_watch.get() {
                 importer.do_send(AssignmentNews(integration.cloned()));
+            }
+            if let Some(importer) = db_poll.get() {
+                importer.do_send(DbAssignmentNews(integration.cloned()));
             }
         })
     };
     let delivery_listener: DeliveryListener = {
         let folder_watch = folder_watch_slot.clone();
+        let db_poll = db_poll_slot.clone();
         Arc::new(move |delivery| {
-            if delivery.item().origin == folder_watch::IMPORTER_ID {
+            let origin = &delivery.item().origin;
+            if origin == folder_watch::IMPORTER_ID {
                 if let Some(importer) = folder_watch.get() {
                     importer.do_send(Delivered(delivery.clone()));
+                }
+            } else if origin.starts_with(db_poll::ORIGIN_PREFIX) {
+                if let Some(importer) = db_poll.get() {
+                    importer.do_send(DbDelivered(delivery.clone()));
                 }
             }
         })
@@ -252,6 +264,27 @@ fn children(
         }
     });
 
+    let database_importer = ChildSpec::with_slot("database importer", db_poll_slot, {
+        let (config, spool, uploader, assignment, board, state) = (
+            Arc::clone(config),
+            spool.clone(),
+            uploader_slot.clone(),
+            config_slot_for_importers.clone(),
+            board.clone(),
+            state.clone(),
+        );
+        move || {
+            DbPollActor::new(DbPollSettings {
+                config: Arc::clone(&config),
+                spool: spool.clone(),
+                uploader: uploader.clone(),
+                assignment: assignment.clone(),
+                board: board.clone(),
+                state: state.clone(),
+            })
+        }
+    });
+
     let csv_importer = ChildSpec::with_slot("CSV importer", folder_watch_slot, {
         let (config, spool, uploader, assignment, board, state) = (
             Arc::clone(config),
@@ -283,6 +316,7 @@ fn children(
         pairing,
         uploader,
         csv_importer,
+        database_importer,
         control,
     ]
 }

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod control;
+pub mod db_poll;
 pub mod folder_watch;
 pub mod log_rotator;
 pub mod pairing;

@@ -38,6 +38,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
     ("log", &["keepDays"]),
     ("spool", &["maxBytes"]),
     ("csv", &["poll", "settleSeconds", "maxBytes", "afterImport"]),
+    ("database", &["connectionString", "uid", "password"]),
 ];
 
 /// The effective configuration of one instance.
@@ -54,6 +55,7 @@ pub struct Config {
     pub log: LogSettings,
     pub spool: SpoolSettings,
     pub csv: CsvImportSettings,
+    pub database: DatabaseOverride,
     origins: BTreeMap<&'static str, Origin>,
 }
 
@@ -93,6 +95,31 @@ pub struct CsvImportSettings {
     /// Larger files are not uploaded (one warning each).
     pub max_bytes: u64,
     pub after_import: AfterImport,
+}
+
+/// Local replacements for the cloud's connection string, so a site can keep
+/// its database password on-premise.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct DatabaseOverride {
+    pub connection_string: Option<String>,
+    pub uid: Option<String>,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for DatabaseOverride {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseOverride")
+            .field(
+                "connection_string",
+                &self
+                    .connection_string
+                    .as_deref()
+                    .map(crate::db::connection_string::mask),
+            )
+            .field("uid", &self.uid)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 /// What happens to a CSV file once the cloud confirmed its import.
@@ -239,6 +266,16 @@ impl Config {
                 }
             })
             .unwrap_or(AfterImport::Keep);
+        let database = reader.section(&document, "database");
+        let database = DatabaseOverride {
+            connection_string: reader
+                .string(database, "database", "connectionString")
+                .map(|(s, _)| s),
+            uid: reader.string(database, "database", "uid").map(|(s, _)| s),
+            password: reader
+                .string(database, "database", "password")
+                .map(|(s, _)| s),
+        };
 
         if !reader.problems.is_empty() {
             return Err(reader.into_error());
@@ -263,6 +300,7 @@ impl Config {
                 max_bytes: csv_max_bytes,
                 after_import,
             },
+            database,
             origins: reader.origins,
         })
     }
@@ -357,6 +395,29 @@ impl Config {
             },
             origin("csv.afterImport")
         );
+        let _ = writeln!(out, "\n[database]");
+        match &self.database.connection_string {
+            Some(conn) => {
+                let _ = writeln!(
+                    out,
+                    "connectionString = {:?}  {}",
+                    crate::db::connection_string::mask(conn),
+                    origin("database.connectionString")
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "# connectionString is not set: the cloud's is used  # default"
+                );
+            }
+        }
+        if let Some(uid) = &self.database.uid {
+            let _ = writeln!(out, "uid = {uid:?}  {}", origin("database.uid"));
+        }
+        if self.database.password.is_some() {
+            let _ = writeln!(out, "password = \"***\"  {}", origin("database.password"));
+        }
         out
     }
 
@@ -735,6 +796,9 @@ const SCHEMA_KEYS: &[(&str, &str, &str)] = &[
     ("csv", "settleSeconds", "csv.settleSeconds"),
     ("csv", "maxBytes", "csv.maxBytes"),
     ("csv", "afterImport", "csv.afterImport"),
+    ("database", "connectionString", "database.connectionString"),
+    ("database", "uid", "database.uid"),
+    ("database", "password", "database.password"),
 ];
 
 /// "10 GiB", "500MB", "1.5 GB", "1048576" → bytes.
@@ -1047,6 +1111,18 @@ mod tests {
         assert!(d.message.contains("\"keep\" or \"move\""), "{}", d.message);
         let d = only_problem("[spool]\nmaxBytes = 10\n");
         assert!(d.message.contains("at least 1 MiB"), "{}", d.message);
+    }
+
+    #[test]
+    fn database_override_is_read_and_its_password_never_shown() {
+        let c = parse("[database]\nconnectionString = \"DSN=acd;PWD=topsecret\"\nuid = \"wfm\"\npassword = \"hunter2\"\n").unwrap();
+        assert_eq!(c.database.uid.as_deref(), Some("wfm"));
+        assert_eq!(c.database.password.as_deref(), Some("hunter2"));
+        let shown = format!("{}{:?}", c.describe(), c);
+        assert!(
+            !shown.contains("topsecret") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 
     #[test]

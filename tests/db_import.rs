@@ -1,0 +1,202 @@
+//! Database imports end to end: the real client reads a real PostgreSQL
+//! table through psqlODBC and the real emulator receives the rows.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+use support::emulator::Emulator;
+use support::*;
+
+const ARRIVE: Duration = Duration::from_secs(120);
+/// In the connection string; PostgreSQL's trust auth ignores it, so it can
+/// only show up in a log by leaking.
+const PASSWORD: &str = "Db-pa55word-never-logged";
+
+fn psql(sql: &str) {
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-q",
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("psql (PostgreSQL client) is installed");
+    assert!(
+        out.status.success(),
+        "psql failed (is PostgreSQL running on 127.0.0.1:5432?): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A table of interval rows, dropped when the test ends.
+struct Table(String);
+
+impl Table {
+    fn new(suffix: &str) -> Table {
+        let name = format!("icl_interval_{}_{suffix}", std::process::id());
+        psql(&format!(
+            "DROP TABLE IF EXISTS {name}; CREATE TABLE {name} (queue_id text, queue_name text, ts timestamp, \
+             offered int, answered int, aht int, channel text)"
+        ));
+        Table(name)
+    }
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "test",
+                "-q",
+                "-c",
+            ])
+            .arg(format!("DROP TABLE IF EXISTS {}", self.0))
+            .output();
+    }
+}
+
+fn database_integration(cloud: &Emulator, table: &str, query_columns: &str) -> String {
+    let (status, body) = cloud.post(
+        "/_emulator/integrations",
+        &json!({
+            "name": "ACD database",
+            "kind": "database",
+            "database": {
+                "connection_string": format!(
+                    "Driver={{PostgreSQL Unicode}};Server=127.0.0.1;Port=5432;Database=test;Uid=postgres;Pwd={PASSWORD};"
+                ),
+                "time_zone": "UTC",
+                "imports": [{
+                    "id": "interval",
+                    "type": "interval",
+                    "query": format!("SELECT {query_columns} FROM {table} WHERE ts >= ? AND ts < ? ORDER BY ts, queue_id"),
+                    "every_seconds": 5,
+                    "reconcile_hours": 1,
+                    "backfill_days": 2
+                }]
+            }
+        }),
+    );
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+const COLUMNS: &str = "queue_id AS queueidentifier, queue_name AS queuename, ts AS timestamp, \
+                       offered, answered, aht AS handlingtime, channel";
+
+/// Every data line the cloud received for the integration, deduplicated.
+fn rows_in_cloud(cloud: &Emulator) -> BTreeSet<String> {
+    let mut rows = BTreeSet::new();
+    for import in cloud.imports() {
+        let id = import["import_id"].as_str().unwrap();
+        let content = String::from_utf8(cloud.import_content(id)).unwrap();
+        for line in content.lines().skip(1) {
+            rows.insert(line.trim_end_matches('\r').to_owned());
+        }
+    }
+    rows
+}
+
+fn linked_client(cloud: &Emulator, integration: &str) -> (InstallDir, ClientProcess) {
+    let install = InstallDir::with_cloud(&cloud.url);
+    install.write_config(&format!(
+        "[app]\nverbose = true\n[cloud]\nurl = \"{}\"\n",
+        cloud.url
+    ));
+    let client = install.run_paired(cloud, integration);
+    (install, client)
+}
+
+#[test]
+fn interval_rows_are_backfilled_then_new_rows_follow_exactly_once() {
+    let table = Table::new("backfill");
+    // Two days of 15-minute rows for 4 queues, ending two hours ago.
+    psql(&format!(
+        "INSERT INTO {t} SELECT 'q' || q, 'Queue ' || q || ' é', ts, q * 10, q * 9, 200 + q, 'calls' \
+         FROM generate_series(1, 4) q, \
+              generate_series(date_trunc('hour', now() AT TIME ZONE 'UTC') - interval '2 days', \
+                              date_trunc('hour', now() AT TIME ZONE 'UTC') - interval '2 hours', interval '15 minutes') ts",
+        t = table.0
+    ));
+    let cloud = Emulator::start(&[]);
+    let integration = database_integration(&cloud, &table.0, COLUMNS);
+    let (install, _client) = linked_client(&cloud, &integration);
+
+    let expected = 4 * (2 * 24 * 4 - 8 + 1);
+    let rows = wait_for("every seeded row in the cloud", ARRIVE, || {
+        let rows = rows_in_cloud(&cloud);
+        (rows.len() >= expected).then_some(rows)
+    });
+    assert_eq!(rows.len(), expected, "no row missing, none extra");
+    assert!(
+        rows.iter().any(|r| r.contains("Queue 1 é")),
+        "non-ASCII text kept"
+    );
+
+    // A row written while the client runs arrives at a later tick.
+    psql(&format!(
+        "INSERT INTO {t} VALUES ('q9', 'Late queue', (now() AT TIME ZONE 'UTC') - interval '3 minutes', 1, 1, 100, 'chats')",
+        t = table.0
+    ));
+    wait_for("the new row in the cloud", ARRIVE, || {
+        rows_in_cloud(&cloud)
+            .iter()
+            .any(|r| r.contains("Late queue"))
+            .then_some(())
+    });
+
+    let log = install.read_log();
+    assert!(
+        log.contains("back-fill interval"),
+        "progress is logged: {log}"
+    );
+    assert!(
+        log.contains("Pwd=***") || log.contains("PWD=***"),
+        "the connection is shown masked: {log}"
+    );
+    let everything = format!("{}{}", install.all_logs(), cloud.log_text());
+    assert!(
+        !everything.contains(PASSWORD),
+        "the database password leaked into a log"
+    );
+    // verbose = true: row counts and rows of each query.
+    assert!(log.contains("row(s), columns queueidentifier"), "{log}");
+}
+
+#[test]
+fn a_query_lacking_a_required_column_says_which() {
+    let table = Table::new("missing");
+    let cloud = Emulator::start(&[]);
+    let columns = "queue_id AS queueidentifier, queue_name AS queuename, ts AS timestamp, \
+                   answered, aht AS handlingtime, channel";
+    let integration = database_integration(&cloud, &table.0, columns);
+    let (install, _client) = linked_client(&cloud, &integration);
+    let log = install.wait_for_log("lacks column", ARRIVE);
+    assert!(
+        log.contains("query for import 'interval' lacks column 'offered'; it returns: queueidentifier, queuename, timestamp, answered, handlingtime, channel"),
+        "{log}"
+    );
+    let status = install.output(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(
+        status["importers"]["db:interval"]["state"], "failing",
+        "{status}"
+    );
+}
