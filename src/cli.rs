@@ -50,6 +50,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Install, remove, start, stop or inspect this folder's OS service,
+    /// named after `[app] name`.
+    Service {
+        #[command(subcommand)]
+        action: crate::commands::service::ServiceAction,
+    },
 }
 
 /// Parses the arguments, runs the command, and returns the exit code.
@@ -75,6 +81,7 @@ pub fn main() -> i32 {
             crate::commands::pin::run(&path, json).map(|()| exitcode::OK)
         }
         Some(Command::Status { json }) => crate::commands::status::run(&path, json),
+        Some(Command::Service { action }) => crate::commands::service::run(&path, action),
     });
     match result {
         Ok(code) => code,

@@ -18,6 +18,7 @@ pub mod logging;
 pub mod pairing;
 pub mod protocol;
 pub mod report;
+pub mod service;
 pub mod spool;
 pub mod state;
 pub mod status;

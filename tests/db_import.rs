@@ -200,3 +200,195 @@ fn a_query_lacking_a_required_column_says_which() {
         "{status}"
     );
 }
+
+fn create_integration(cloud: &Emulator, database: serde_json::Value) -> String {
+    let (status, body) = cloud.post(
+        "/_emulator/integrations",
+        &json!({"name": "ACD database", "kind": "database", "database": database}),
+    );
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+const POSTGRES: &str =
+    "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=5432;Database=test;Uid=postgres;";
+
+#[test]
+fn an_agent_status_change_reaches_the_cloud_in_real_time() {
+    let name = format!("icl_agent_{}", std::process::id());
+    psql(&format!(
+        "DROP TABLE IF EXISTS {name}; CREATE TABLE {name} (agent text, started timestamp, ended timestamp, activity text)"
+    ));
+    let _table = Table(name.clone());
+    let cloud = Emulator::start(&[]);
+    let integration = create_integration(
+        &cloud,
+        json!({
+            "connection_string": POSTGRES,
+            "time_zone": "UTC",
+            "imports": [{
+                "id": "agent_status", "type": "agent_status",
+                "query": format!("SELECT agent AS agentidentifier, started AS starttime, ended AS endtime, activity FROM {name} WHERE started >= ? AND started < ?"),
+                "every_seconds": 10, "reconcile_hours": 1, "backfill_days": 0
+            }]
+        }),
+    );
+    let (_install, _client) = linked_client(&cloud, &integration);
+    std::thread::sleep(Duration::from_secs(3));
+    psql(&format!(
+        "INSERT INTO {name} VALUES ('816', now() AT TIME ZONE 'UTC', NULL, 'Break')"
+    ));
+    let inserted = std::time::Instant::now();
+    wait_for(
+        "the status change in the cloud",
+        Duration::from_secs(60),
+        || {
+            rows_in_cloud(&cloud)
+                .iter()
+                .any(|r| r.starts_with("816,") && r.ends_with(",,Break"))
+                .then_some(())
+        },
+    );
+    // The issue's target is 15 s; reported here, not asserted (timing).
+    eprintln!(
+        "agent status latency: {:.1} s",
+        inserted.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn the_local_database_override_wins_over_the_clouds_connection_string() {
+    let table = Table::new("override");
+    psql(&format!(
+        "INSERT INTO {t} VALUES ('q1', 'Override queue', (now() AT TIME ZONE 'UTC') - interval '30 minutes', 5, 4, 100, 'calls')",
+        t = table.0
+    ));
+    let cloud = Emulator::start(&[]);
+    // The cloud's string points at a port where no database listens.
+    let integration = create_integration(
+        &cloud,
+        json!({
+            "connection_string": "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=1;Database=nowhere;Uid=wrong;",
+            "time_zone": "UTC",
+            "imports": [{
+                "id": "interval", "type": "interval",
+                "query": format!("SELECT {COLUMNS} FROM {t} WHERE ts >= ? AND ts < ?", t = table.0),
+                "every_seconds": 5, "reconcile_hours": 2, "backfill_days": 0
+            }]
+        }),
+    );
+    let install = InstallDir::with_cloud(&cloud.url);
+    install.write_config(&format!(
+        "[cloud]\nurl = \"{}\"\n[database]\nconnectionString = \"Driver={{PostgreSQL Unicode}};Server=127.0.0.1;Port=5432;Database=test;Uid=nobody;\"\nuid = \"postgres\"\npassword = \"{PASSWORD}\"\n",
+        cloud.url
+    ));
+    let _client = install.run_paired(&cloud, &integration);
+    wait_for("the row read through the local connection", ARRIVE, || {
+        rows_in_cloud(&cloud)
+            .iter()
+            .any(|r| r.contains("Override queue"))
+            .then_some(())
+    });
+    assert!(
+        !install.all_logs().contains(PASSWORD),
+        "the local password is never shown"
+    );
+}
+
+#[test]
+fn a_wrong_driver_name_lists_the_installed_drivers() {
+    let cloud = Emulator::start(&[]);
+    let integration = create_integration(
+        &cloud,
+        json!({
+            "connection_string": format!("Driver={{PostgreSQL Unicode Typo}};Server=127.0.0.1;Pwd={PASSWORD};"),
+            "time_zone": "UTC",
+            "imports": [{
+                "id": "interval", "type": "interval",
+                "query": "SELECT 1 WHERE 1 = ? OR 1 = ?",
+                "every_seconds": 5, "reconcile_hours": 1, "backfill_days": 0
+            }]
+        }),
+    );
+    let (install, _client) = linked_client(&cloud, &integration);
+    let log = install.wait_for_log("is not installed", ARRIVE);
+    assert!(log.contains("PostgreSQL Unicode Typo"), "{log}");
+    assert!(
+        log.contains("MariaDB Unicode"),
+        "installed drivers listed: {log}"
+    );
+    assert!(!install.all_logs().contains(PASSWORD));
+}
+
+#[test]
+fn killing_the_client_during_backfill_leaves_no_gap() {
+    let table = Table::new("crash");
+    // 30 days of 15-minute rows for 20 queues.
+    psql(&format!(
+        "INSERT INTO {t} SELECT 'q' || q, 'Queue ' || q, ts, q, q, 100 + q, 'calls' \
+         FROM generate_series(1, 20) q, \
+              generate_series(date_trunc('day', now() AT TIME ZONE 'UTC') - interval '30 days', \
+                              date_trunc('hour', now() AT TIME ZONE 'UTC') - interval '2 hours', interval '15 minutes') ts",
+        t = table.0
+    ));
+    let expected: usize = {
+        let out = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "test",
+                "-t",
+                "-A",
+                "-c",
+            ])
+            .arg(format!("SELECT count(*) FROM {}", table.0))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    let cloud = Emulator::start(&[]);
+    let integration = create_integration(
+        &cloud,
+        json!({
+            "connection_string": POSTGRES,
+            "time_zone": "Europe/Berlin",
+            "imports": [{
+                "id": "interval", "type": "interval",
+                // Stored in UTC, bound in local time: convert in the query.
+                "query": format!("SELECT {COLUMNS} FROM {t} WHERE (ts AT TIME ZONE 'UTC') AT TIME ZONE 'Europe/Berlin' >= ? AND (ts AT TIME ZONE 'UTC') AT TIME ZONE 'Europe/Berlin' < ?", t = table.0),
+                "every_seconds": 5, "reconcile_hours": 1, "backfill_days": 31
+            }]
+        }),
+    );
+    let install = InstallDir::with_cloud(&cloud.url);
+    let mut client = install.run_paired(&cloud, &integration);
+    let mut seed: u64 = 0x1234_5678_9abc_def1;
+    for _ in 0..10 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(100 + seed % 900));
+        client.signal(libc::SIGKILL);
+        client.wait(Duration::from_secs(10));
+        client = install.spawn_run();
+    }
+    let rows = wait_for(
+        "every row of 30 days in the cloud",
+        Duration::from_secs(300),
+        || {
+            let rows = rows_in_cloud(&cloud);
+            (rows.len() >= expected).then_some(rows)
+        },
+    );
+    assert_eq!(rows.len(), expected, "no gap and nothing extra");
+    // Stored once per idempotency key, whatever the retries.
+    let imports = cloud.imports();
+    let keys: BTreeSet<&str> = imports
+        .iter()
+        .map(|i| i["idempotency_key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys.len(), imports.len());
+}

@@ -443,6 +443,12 @@ impl DbPollActor {
             }
             Err(failure) => {
                 runner.busy = false;
+                // The rest of this batch will not be read: abandon it, so
+                // the next run plans again from the watermark (windows of it
+                // still being uploaded are read again; the cloud keeps one
+                // import per key).
+                runner.tracker.start_batch(&[]);
+                runner.in_flight.clear();
                 let (message, transient) = match &failure {
                     ReadFailure::Db(e) => (format!("{e} ({})", e.hint()), e.is_transient()),
                     ReadFailure::SpoolFull => (

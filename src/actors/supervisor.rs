@@ -253,6 +253,7 @@ impl Actor for Supervisor {
         let names: Vec<&str> = self.children.iter().map(|c| c.spec.name()).collect();
         // Signal handlers are in place from here on: a stop is graceful.
         info!("running: {}", names.join(", "));
+        crate::service::notify::ready(ctx);
         ctx.run_interval(WATCH_INTERVAL, |supervisor, ctx| {
             supervisor.watch_children(ctx)
         });
@@ -272,6 +273,7 @@ impl Handler<StopAll> for Supervisor {
             return Box::pin(fut::ready(()));
         }
         self.shutting_down = true;
+        crate::service::notify::stopping();
         info!(
             "stopping ({}): finishing in-flight work, at most {} s",
             msg.reason,

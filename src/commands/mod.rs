@@ -2,6 +2,7 @@
 //! when none runs, work from the state folder.
 
 pub mod pin;
+pub mod service;
 pub mod status;
 
 use std::path::{Path, PathBuf};

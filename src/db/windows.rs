@@ -87,6 +87,16 @@ impl fmt::Display for Window {
     }
 }
 
+/// How far behind now a window ends: rows still being written are read at
+/// the next tick (the cloud deduplicates). A minute for the usual 15-minute
+/// schedule; half the period for real-time imports (every 10 s), so that a
+/// status change reaches the cloud within about one and a half periods.
+pub fn delay_for(every: StdDuration) -> Duration {
+    Duration::from_std(every / 2)
+        .unwrap_or(DEFAULT_DELAY)
+        .clamp(Duration::seconds(1), DEFAULT_DELAY)
+}
+
 /// The timing of one import, from its assignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImportSchedule {
@@ -114,7 +124,7 @@ impl ImportSchedule {
             backfill: Duration::try_days(days)
                 .unwrap_or(MAX_LOOKBACK)
                 .min(MAX_LOOKBACK),
-            delay: DEFAULT_DELAY,
+            delay: delay_for(StdDuration::from_secs(import.every_seconds.max(1))),
         }
     }
 
@@ -647,6 +657,13 @@ fn instant_text(instant: DateTime<Utc>) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn real_time_imports_trail_now_by_half_their_period() {
+        assert_eq!(delay_for(StdDuration::from_secs(10)), Duration::seconds(5));
+        assert_eq!(delay_for(StdDuration::from_secs(900)), DEFAULT_DELAY);
+        assert_eq!(delay_for(StdDuration::from_secs(1)), Duration::seconds(1));
+    }
+
     use super::*;
     use chrono_tz::America::{New_York, Sao_Paulo};
     use chrono_tz::Australia::Lord_Howe;

@@ -1,0 +1,352 @@
+//! `injixo-cloud-link service …` and the systemd notifications, as real
+//! processes.
+//!
+//! systemd is not PID 1 in the machines these tests run on, so `systemctl`
+//! cannot start anything here: this is the one place a stand-in is allowed.
+//! A recording shell script named `systemctl` goes first on `PATH`, and
+//! `INJIXO_CLOUD_LINK_SYSTEMD_DIR` points the unit folder at a temporary
+//! folder. Everything else is real: the client writes real files, and the
+//! unit is checked by the real `systemd-analyze verify` (it needs no running
+//! systemd). The readiness test speaks systemd's real notification protocol
+//! over a Unix datagram socket, as systemd does.
+
+#[path = "support/notify.rs"]
+mod notify;
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use notify::NotifySocket;
+use support::*;
+
+const PASSWORD: &str = "s3cr%t-pw";
+const PROXY_WITH_PASSWORD: &str = "http://icl:s3cr%t-pw@proxy.example:8080";
+const VARIABLES: &[&str] = &[
+    "https_proxy",
+    "HTTPS_PROXY",
+    "http_proxy",
+    "HTTP_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+];
+
+/// A unit folder and a recording `systemctl` on `PATH`.
+struct FakeSystem {
+    dir: tempfile::TempDir,
+}
+
+impl FakeSystem {
+    fn new() -> FakeSystem {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(dir.path().join("bin")).unwrap();
+        std::fs::create_dir(dir.path().join("units")).unwrap();
+        let script = dir.path().join("bin").join("systemctl");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\n\
+                 echo \"$*\" >> '{}'\n\
+                 if [ \"$1\" = show ]; then\n\
+                 printf 'MainPID=0\\nActiveState=inactive\\nUnitFileState=enabled\\n'\n\
+                 fi\n\
+                 exit 0\n",
+                dir.path().join("calls").display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        FakeSystem { dir }
+    }
+
+    fn units(&self) -> PathBuf {
+        self.dir.path().join("units")
+    }
+
+    fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("calls"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// `injixo-cloud-link --config … service <action>` in this fake system,
+    /// with exactly `env` of the variables the install keeps.
+    fn service(&self, install: &InstallDir, action: &str, env: &[(&str, &str)]) -> Output {
+        let mut cmd = install.command(&["service", action]);
+        let path = format!(
+            "{}:{}",
+            self.dir.path().join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        cmd.env("PATH", path)
+            .env("INJIXO_CLOUD_LINK_SYSTEMD_DIR", self.units())
+            .current_dir(install.path());
+        for name in VARIABLES {
+            cmd.env_remove(name);
+        }
+        for (name, value) in env {
+            cmd.env(name, value);
+        }
+        cmd.output().expect("run client")
+    }
+}
+
+/// An install folder outside /tmp, so the unit keeps `PrivateTmp=yes`.
+fn install_dir(app_name: &str, import_dir: &Path) -> InstallDir {
+    let install = InstallDir {
+        dir: tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir"),
+    };
+    install.write_config(&format!(
+        "[app]\nname = \"{app_name}\"\nimportDirectory = \"{}\"\n\n[cloud]\nurl = \"http://127.0.0.1:9\"\n",
+        import_dir.display()
+    ));
+    install
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+const NAME: &str = "com.injixo.cloud-link.instance.7";
+const UNIT: &str = "injixo-cloud-link.instance.7.service";
+
+#[test]
+fn install_writes_our_unit_keeps_the_proxy_password_root_only_and_refuses_another_folder() {
+    let system = FakeSystem::new();
+    let import = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let import_path = std::fs::canonicalize(import.path()).unwrap();
+    let install = install_dir(NAME, &import_path);
+    let folder = std::fs::canonicalize(install.path()).unwrap();
+    let exe = std::fs::canonicalize(CLIENT).unwrap();
+    let proxy_env = [
+        ("https_proxy", PROXY_WITH_PASSWORD),
+        ("NO_PROXY", "localhost,127.0.0.1"),
+    ];
+
+    let out = system.service(&install, "install", &proxy_env);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {stdout}\nstderr: {}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("service start") && stdout.contains(" pin"),
+        "says how to start and get the PIN: {stdout}"
+    );
+    assert!(!stdout.contains(PASSWORD), "{stdout}");
+    assert!(
+        stdout.contains("http://icl:***@proxy.example:8080"),
+        "{stdout}"
+    );
+
+    let unit_path = system.units().join(UNIT);
+    let unit = std::fs::read_to_string(&unit_path).expect("the unit is written");
+    assert_eq!(mode(&unit_path), 0o644);
+    for expected in [
+        format!(
+            "\nExecStart={} run --config {}\n",
+            exe.display(),
+            folder.join("injixo-cloud-link.toml").display()
+        ),
+        format!("\nWorkingDirectory={}\n", folder.display()),
+        "\nType=notify\nNotifyAccess=main\n".to_owned(),
+        "\nRestart=always\nRestartSec=5\nRestartPreventExitStatus=78\nWatchdogSec=60\nTimeoutStopSec=15\n".to_owned(),
+        "\nNoNewPrivileges=yes\nProtectSystem=full\nPrivateTmp=yes\n".to_owned(),
+        format!(
+            "\nReadWritePaths={} -{}\n",
+            folder.display(),
+            import_path.display()
+        ),
+        "\nEnvironment=\"NO_PROXY=localhost,127.0.0.1\"\n".to_owned(),
+        "After=network-online.target\nWants=network-online.target\n".to_owned(),
+    ] {
+        assert!(unit.contains(&expected), "{expected:?} missing in:\n{unit}");
+    }
+    assert!(!unit.contains(PASSWORD), "password in the unit:\n{unit}");
+    assert!(!unit.contains("https_proxy"), "{unit}");
+
+    let drop_in = system.units().join(format!("{UNIT}.d"));
+    let conf = drop_in.join("proxy.conf");
+    let env_file = drop_in.join("proxy.env");
+    assert_eq!(mode(&conf), 0o600);
+    assert_eq!(mode(&env_file), 0o600);
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap().lines().last(),
+        Some(format!("EnvironmentFile={}", env_file.display()).as_str())
+    );
+    let env_text = std::fs::read_to_string(&env_file).unwrap();
+    assert!(
+        env_text.contains(&format!("\nhttps_proxy='{PROXY_WITH_PASSWORD}'\n")),
+        "{env_text}"
+    );
+    assert_eq!(
+        system.calls(),
+        vec![
+            format!("enable {}", unit_path.display()),
+            "daemon-reload".to_owned()
+        ]
+    );
+    verify_with_systemd_analyze(&unit_path);
+
+    // Reinstalling over our own unit is fine, and follows the environment:
+    // without a password the drop-in goes.
+    let out = system.service(
+        &install,
+        "install",
+        &[("https_proxy", "http://proxy.example:3128")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("reinstalled"),
+        "{}",
+        text(&out.stdout)
+    );
+    let unit = std::fs::read_to_string(&unit_path).unwrap();
+    assert!(
+        unit.contains("\nEnvironment=\"https_proxy=http://proxy.example:3128\"\n"),
+        "{unit}"
+    );
+    assert!(!drop_in.exists(), "the stale drop-in is removed");
+
+    // Another folder with the same [app] name is refused, and nothing changes.
+    let other = install_dir(NAME, &import_path);
+    let out = system.service(&other, "install", &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "stderr: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "belongs to the install folder {}",
+            folder.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("unique name"), "{stderr}");
+    assert!(
+        stderr.contains("name = \"com.injixo.cloud-link.instance.8\""),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&unit_path).unwrap(), unit);
+
+    // Nor may the other folder uninstall or start it.
+    for action in ["uninstall", "start"] {
+        let out = system.service(&other, action, &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(78),
+            "{action}: {}",
+            text(&out.stderr)
+        );
+        assert!(unit_path.exists());
+    }
+
+    // Status: the OS view, then the client's own (not running: 3).
+    let out = system.service(&install, "status", &[]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains(&format!("{UNIT} (")), "{stdout}");
+    assert!(stdout.contains("inactive, enabled"), "{stdout}");
+    assert!(stdout.contains("not running"), "{stdout}");
+    assert!(system
+        .calls()
+        .contains(&format!("show -p ActiveState,UnitFileState,MainPID {UNIT}")));
+
+    // The owner removes its own unit (stopped first), and only that.
+    std::fs::write(system.units().join("unrelated.service"), "[Service]\n").unwrap();
+    let out = system.service(&install, "uninstall", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!unit_path.exists());
+    assert!(system.units().join("unrelated.service").exists());
+    let calls = system.calls();
+    let stop = calls.iter().position(|c| *c == format!("stop {UNIT}"));
+    let disable = calls.iter().position(|c| *c == format!("disable {UNIT}"));
+    assert!(stop.is_some() && stop < disable, "{calls:?}");
+    let out = system.service(&install, "uninstall", &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("nothing to do"));
+}
+
+/// `systemd-analyze verify` (from the `systemd` package, which
+/// `scripts/setup` has installed) parses the unit and its drop-ins without a
+/// running systemd. It only warns about unknown or bad settings, so its
+/// stderr must be empty too.
+fn verify_with_systemd_analyze(unit: &Path) {
+    let analyze = Path::new("/usr/bin/systemd-analyze");
+    assert!(
+        analyze.exists(),
+        "systemd-analyze is missing: run scripts/setup"
+    );
+    let out = Command::new(analyze)
+        .args(["verify", "--man=no"])
+        .arg(unit)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run systemd-analyze");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn start_of_a_unit_not_installed_says_to_install_first() {
+    let system = FakeSystem::new();
+    let install = install_dir("com.injixo.cloud-link.instance.5", Path::new("/srv/none"));
+    let out = system.service(&install, "start", &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(69), "{stderr}");
+    assert!(stderr.contains("service install"), "{stderr}");
+    assert!(system.calls().is_empty());
+}
+
+/// The daemon tells systemd it is ready once its actors run, feeds the
+/// watchdog at half `WATCHDOG_USEC`, and says it is stopping on SIGTERM.
+#[test]
+fn run_notifies_ready_watchdog_and_stopping() {
+    let socket = NotifySocket::bind();
+    let install = InstallDir::with_cloud("http://127.0.0.1:9");
+    let mut cmd = install.command(&["run"]);
+    cmd.env("NOTIFY_SOCKET", &socket.path)
+        .env("WATCHDOG_USEC", "2000000")
+        .env_remove("WATCHDOG_PID")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let client = ClientProcess::spawn(cmd);
+
+    let before_ready = socket.wait_for("READY=1", Duration::from_secs(20));
+    assert_eq!(
+        before_ready.len(),
+        1,
+        "READY=1 comes first: {before_ready:?}"
+    );
+    let log = install.wait_until_ready(client.pid(), Duration::from_secs(5));
+    assert!(log.contains("running: "), "{log}");
+
+    // Every second (half of 2 s): two pings within 3 s.
+    let first = socket.wait_for("WATCHDOG=1", Duration::from_secs(3));
+    let second = socket.wait_for("WATCHDOG=1", Duration::from_secs(3));
+    let gap = second.last().unwrap().at - first.last().unwrap().at;
+    assert!(
+        gap >= Duration::from_millis(700) && gap < Duration::from_millis(1900),
+        "watchdog interval {gap:?}"
+    );
+
+    client.signal(libc::SIGTERM);
+    socket.wait_for("STOPPING=1", Duration::from_secs(5));
+    let mut client = client;
+    let (status, _) = client.wait(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+}
