@@ -162,6 +162,18 @@ fn interval_rows_are_backfilled_then_new_rows_follow_exactly_once() {
             .then_some(())
     });
 
+    // A row updated inside the reconciliation window is imported again.
+    psql(&format!(
+        "UPDATE {t} SET offered = 777 WHERE queue_name = 'Late queue'",
+        t = table.0
+    ));
+    wait_for("the updated row in the cloud", ARRIVE, || {
+        rows_in_cloud(&cloud)
+            .iter()
+            .any(|r| r.contains("Late queue") && r.contains(",777,"))
+            .then_some(())
+    });
+
     let log = install.read_log();
     assert!(
         log.contains("back-fill interval"),
@@ -178,6 +190,10 @@ fn interval_rows_are_backfilled_then_new_rows_follow_exactly_once() {
     );
     // verbose = true: row counts and rows of each query.
     assert!(log.contains("row(s), columns queueidentifier"), "{log}");
+    assert!(
+        log.contains("import interval row: q1 | Queue 1 é |"),
+        "{log}"
+    );
 }
 
 #[test]
