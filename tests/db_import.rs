@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
+use support::db::{psql, rows_in_cloud};
 use support::emulator::Emulator;
 use support::*;
 
@@ -15,30 +16,6 @@ const ARRIVE: Duration = Duration::from_secs(120);
 /// In the connection string; PostgreSQL's trust auth ignores it, so it can
 /// only show up in a log by leaking.
 const PASSWORD: &str = "Db-pa55word-never-logged";
-
-fn psql(sql: &str) {
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "test",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-q",
-            "-c",
-            sql,
-        ])
-        .output()
-        .expect("psql (PostgreSQL client) is installed");
-    assert!(
-        out.status.success(),
-        "psql failed (is PostgreSQL running on 127.0.0.1:5432?): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A table of interval rows, dropped when the test ends.
 struct Table(String);
@@ -100,19 +77,6 @@ fn database_integration(cloud: &Emulator, table: &str, query_columns: &str) -> S
 
 const COLUMNS: &str = "queue_id AS queueidentifier, queue_name AS queuename, ts AS timestamp, \
                        offered, answered, aht AS handlingtime, channel";
-
-/// Every data line the cloud received for the integration, deduplicated.
-fn rows_in_cloud(cloud: &Emulator) -> BTreeSet<String> {
-    let mut rows = BTreeSet::new();
-    for import in cloud.imports() {
-        let id = import["import_id"].as_str().unwrap();
-        let content = String::from_utf8(cloud.import_content(id)).unwrap();
-        for line in content.lines().skip(1) {
-            rows.insert(line.trim_end_matches('\r').to_owned());
-        }
-    }
-    rows
-}
 
 fn linked_client(cloud: &Emulator, integration: &str) -> (InstallDir, ClientProcess) {
     let install = InstallDir::with_cloud(&cloud.url);

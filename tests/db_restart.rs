@@ -5,37 +5,13 @@
 
 mod support;
 
-use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
+use support::db::{psql, rows_in_cloud};
 use support::emulator::Emulator;
 use support::*;
-
-fn psql(sql: &str) {
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "test",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-q",
-            "-c",
-            sql,
-        ])
-        .output()
-        .expect("psql is installed");
-    assert!(
-        out.status.success(),
-        "psql: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn pg_ctl(action: &str) -> bool {
     let version = std::fs::read_dir("/etc/postgresql")
@@ -59,21 +35,6 @@ impl Drop for RestartGuard {
         // Already running is fine; anything else shows in the next test.
         let _ = pg_ctl("start");
     }
-}
-
-fn rows_in_cloud(cloud: &Emulator) -> BTreeSet<String> {
-    let mut rows = BTreeSet::new();
-    for import in cloud.imports() {
-        let id = import["import_id"].as_str().unwrap();
-        let content = String::from_utf8(cloud.import_content(id)).unwrap();
-        rows.extend(
-            content
-                .lines()
-                .skip(1)
-                .map(|l| l.trim_end_matches('\r').to_owned()),
-        );
-    }
-    rows
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 #[cfg(unix)]
 pub mod browser;
+pub mod db;
 pub mod emulator;
 
 use std::path::{Path, PathBuf};
