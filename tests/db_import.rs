@@ -4,11 +4,10 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
-use support::db::{psql, rows_in_cloud};
+use support::db::{drop_table_quietly, psql, psql_value, rows_in_cloud};
 use support::emulator::Emulator;
 use support::*;
 
@@ -33,19 +32,7 @@ impl Table {
 
 impl Drop for Table {
     fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "test",
-                "-q",
-                "-c",
-            ])
-            .arg(format!("DROP TABLE IF EXISTS {}", self.0))
-            .output();
+        drop_table_quietly(&self.0);
     }
 }
 
@@ -311,24 +298,9 @@ fn killing_the_client_during_backfill_leaves_no_gap() {
                               date_trunc('hour', now() AT TIME ZONE 'UTC') - interval '2 hours', interval '15 minutes') ts",
         t = table.0
     ));
-    let expected: usize = {
-        let out = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "test",
-                "-t",
-                "-A",
-                "-c",
-            ])
-            .arg(format!("SELECT count(*) FROM {}", table.0))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-    };
+    let expected: usize = psql_value(&format!("SELECT count(*) FROM {}", table.0))
+        .parse()
+        .unwrap();
     let cloud = Emulator::start(&[]);
     let integration = create_integration(
         &cloud,

@@ -830,17 +830,29 @@ mod tests {
         assert_eq!(error.refusal(), None);
     }
 
-    /// Appends to the file being read, like a writer that was not done.
+    /// Appends `extra` to the file being read, once, at the first write:
+    /// like a writer that was not done with it.
     struct AppendingSink {
         path: PathBuf,
+        extra: Vec<u8>,
         appended: bool,
+    }
+
+    impl AppendingSink {
+        fn new(path: &Path, extra: impl Into<Vec<u8>>) -> Self {
+            AppendingSink {
+                path: path.to_path_buf(),
+                extra: extra.into(),
+                appended: false,
+            }
+        }
     }
 
     impl Write for AppendingSink {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
             if !self.appended {
                 let mut file = std::fs::OpenOptions::new().append(true).open(&self.path)?;
-                file.write_all(b"late;row;1;2;3;4\n")?;
+                file.write_all(&self.extra)?;
                 self.appended = true;
             }
             Ok(buf.len())
@@ -854,32 +866,9 @@ mod tests {
     fn file_written_during_the_pass_is_changed() {
         let dir = tempfile::tempdir().unwrap();
         let path = write_file(dir.path(), "busy.csv", interval_rows(100).as_bytes());
-        let mut sink = AppendingSink {
-            path: path.clone(),
-            appended: false,
-        };
+        let mut sink = AppendingSink::new(&path, &b"late;row;1;2;3;4\n"[..]);
         let error = prepare(&path, &mut sink, u64::MAX).unwrap_err();
         assert!(matches!(error, PipelineError::Changed { .. }), "{error:?}");
-    }
-
-    /// Makes the file grow past the limit while it is read.
-    struct GrowingSink {
-        path: PathBuf,
-        grown: bool,
-    }
-
-    impl Write for GrowingSink {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            if !self.grown {
-                let mut file = std::fs::OpenOptions::new().append(true).open(&self.path)?;
-                file.write_all(interval_rows(50_000).as_bytes())?;
-                self.grown = true;
-            }
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
     }
 
     #[test]
@@ -889,10 +878,8 @@ mod tests {
         assert!(text.len() > SNIFF_LEN);
         let path = write_file(dir.path(), "growing.csv", text.as_bytes());
         let max = text.len() as u64 + 1000;
-        let mut sink = GrowingSink {
-            path: path.clone(),
-            grown: false,
-        };
+        // The file grows past the limit while it is read.
+        let mut sink = AppendingSink::new(&path, interval_rows(50_000));
         let error = prepare(&path, &mut sink, max).unwrap_err();
         assert!(
             matches!(error, PipelineError::TooLarge { size, max: m } if size > max && m == max),

@@ -6,23 +6,18 @@ use std::process::Command;
 
 use super::emulator::Emulator;
 
-/// Runs `sql` on the machine's PostgreSQL (database `test`); fails the test
-/// with a hint when the server is not there.
+/// `psql` on the machine's PostgreSQL (database `test`) with `args`.
+fn psql_command(args: &[&str]) -> Command {
+    let mut command = Command::new("psql");
+    command
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-q"])
+        .args(args);
+    command
+}
+
+/// Runs `sql`; fails the test with a hint when the server is not there.
 pub fn psql(sql: &str) {
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "test",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-q",
-            "-c",
-            sql,
-        ])
+    let out = psql_command(&["-v", "ON_ERROR_STOP=1", "-c", sql])
         .output()
         .expect("psql (PostgreSQL client) is installed");
     assert!(
@@ -30,6 +25,24 @@ pub fn psql(sql: &str) {
         "psql failed (is PostgreSQL running on 127.0.0.1:5432?): {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The single value `sql` returns.
+pub fn psql_value(sql: &str) -> String {
+    let out = psql_command(&["-v", "ON_ERROR_STOP=1", "-t", "-A", "-c", sql])
+        .output()
+        .expect("psql (PostgreSQL client) is installed");
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Drops `table` if it exists, ignoring failures (for clean-up in `Drop`).
+pub fn drop_table_quietly(table: &str) {
+    let _ = psql_command(&["-c", &format!("DROP TABLE IF EXISTS {table}")]).output();
 }
 
 /// Every data line of every import the cloud holds, deduplicated (windows
