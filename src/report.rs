@@ -3,6 +3,7 @@
 
 use std::error::Error;
 use std::fmt;
+use std::time::Duration;
 
 /// An error that ends a command: printed by `main`, then the process exits
 /// with `code`.
@@ -71,6 +72,23 @@ pub fn chain(error: &(dyn Error + 'static)) -> String {
     out
 }
 
+/// `1.5 s`, `3 min 20 s`, `2 h 5 min`: for log lines a person reads.
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs < 10 && d.subsec_millis() > 0 {
+        format!("{:.1} s", d.as_secs_f64())
+    } else if secs < 60 {
+        format!("{secs} s")
+    } else if secs < 3600 {
+        match secs % 60 {
+            0 => format!("{} min", secs / 60),
+            s => format!("{} min {s} s", secs / 60),
+        }
+    } else {
+        format!("{} h {} min", secs / 3600, (secs % 3600) / 60)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +96,15 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("cannot open the log file /x.log")]
     struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(Duration::from_millis(1500)), "1.5 s");
+        assert_eq!(human_duration(Duration::from_secs(1)), "1 s");
+        assert_eq!(human_duration(Duration::from_secs(200)), "3 min 20 s");
+        assert_eq!(human_duration(Duration::from_secs(300)), "5 min");
+        assert_eq!(human_duration(Duration::from_secs(7500)), "2 h 5 min");
+    }
 
     #[test]
     fn shows_the_cause_chain_and_the_hint() {

@@ -465,12 +465,12 @@ impl DbPollActor {
                     if transient {
                         warn!(
                             "import {import_id}: {message}; retrying in {}",
-                            crate::actors::supervisor::human_duration(delay)
+                            crate::report::human_duration(delay)
                         );
                     } else {
                         error!(
                             "import {import_id}: {message}; retrying in {}",
-                            crate::actors::supervisor::human_duration(delay)
+                            crate::report::human_duration(delay)
                         );
                     }
                 }

@@ -17,6 +17,7 @@ use tracing::{error, info, warn};
 
 use crate::actors::slot::Slot;
 use crate::backoff::{restart_delay, Backoff};
+use crate::report::human_duration;
 
 /// Asks a supervised actor to stop taking new work, finish or persist what is
 /// in flight, and stop. The supervisor waits for the answer (bounded by the
@@ -340,35 +341,4 @@ pub fn install_panic_hook() {
             *last = Some(described);
         }
     }));
-}
-
-/// `1.5 s`, `3 min 20 s`, `2 h 5 min`: for log lines a person reads.
-pub fn human_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs < 10 && d.subsec_millis() > 0 {
-        format!("{:.1} s", d.as_secs_f64())
-    } else if secs < 60 {
-        format!("{secs} s")
-    } else if secs < 3600 {
-        match secs % 60 {
-            0 => format!("{} min", secs / 60),
-            s => format!("{} min {s} s", secs / 60),
-        }
-    } else {
-        format!("{} h {} min", secs / 3600, (secs % 3600) / 60)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(human_duration(Duration::from_millis(1500)), "1.5 s");
-        assert_eq!(human_duration(Duration::from_secs(1)), "1 s");
-        assert_eq!(human_duration(Duration::from_secs(200)), "3 min 20 s");
-        assert_eq!(human_duration(Duration::from_secs(300)), "5 min");
-        assert_eq!(human_duration(Duration::from_secs(7500)), "2 h 5 min");
-    }
 }

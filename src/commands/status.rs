@@ -8,10 +8,10 @@ use chrono::Utc;
 use serde::Serialize;
 
 use super::Instance;
-use crate::actors::supervisor::human_duration;
 use crate::assignment::{summary, CachedAssignment};
 use crate::control::{ControlRequest, ControlResponse};
 use crate::pairing::describe_integration;
+use crate::report::human_duration;
 use crate::report::Failure;
 use crate::state::credentials::load_json;
 use crate::state::Credentials;
