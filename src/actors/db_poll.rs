@@ -31,7 +31,7 @@ use crate::db::windows::{
     QueryShape, Window, DEFAULT_MAX_WINDOWS_PER_PLAN,
 };
 use crate::protocol::{DatabaseImport, Integration, IntegrationKind, UploadSource};
-use crate::spool::{NewItem, Spool, SpoolError, SpooledItem};
+use crate::spool::{BackgroundWriter, NewItem, Spool, SpoolError, SpooledItem};
 use crate::state::StateDir;
 use crate::status::StatusBoard;
 
@@ -70,6 +70,8 @@ struct ReadOutcome {
     first_rows: Vec<Vec<String>>,
     columns: Vec<String>,
     truncation: Option<String>,
+    /// From the query's start to the item in the spool.
+    elapsed: Duration,
 }
 
 enum ReadFailure {
@@ -413,8 +415,9 @@ impl DbPollActor {
                     );
                 }
                 debug!(
-                    "import {import_id}: {} row(s), columns {}",
+                    "import {import_id}: {} row(s) in {:.2} s, columns {}",
                     outcome.rows,
+                    outcome.elapsed.as_secs_f64(),
                     outcome.columns.join(", ")
                 );
                 for row in &outcome.first_rows {
@@ -585,21 +588,26 @@ fn read_job(
         *open = Some(DbConnection::connect(connection, options).map_err(ReadFailure::Db)?);
     }
     let conn = open.as_ref().expect("connected above");
-    let mut writer = match spool.begin(&job.file_name) {
+    let started = std::time::Instant::now();
+    let writer = match spool.begin(&job.file_name) {
         Ok(writer) => writer,
         Err(SpoolError::Full { .. }) => return Err(ReadFailure::SpoolFull),
         Err(e) => return Err(ReadFailure::Spool(crate::report::chain(&e))),
     };
-    let mut hashing = HashingWriter {
-        inner: &mut writer,
+    // Hashing, gzip and the file on a second thread: a large read then
+    // costs about the driver's fetch time rather than fetch + compression.
+    let hashing = HashingWriter {
+        inner: writer,
         hash: Sha256::new(),
     };
+    let mut background = BackgroundWriter::spawn(format!("spool-{}", job.import.id), hashing)
+        .map_err(|e| ReadFailure::Spool(format!("cannot start the spool writer thread: {e}")))?;
     let summary = match odbc::read_to_csv(
         conn,
         &job.sql,
         job.params,
         job.import.import_type,
-        &mut hashing,
+        &mut background,
         &ReadLimits::default(),
     ) {
         Ok(summary) => summary,
@@ -610,9 +618,15 @@ fn read_job(
             ) {
                 *open = None;
             }
+            // Dropping the background writer drops the item writer, which
+            // removes its temporary file.
             return Err(ReadFailure::Db(e));
         }
     };
+    let hashing = background
+        .finish()
+        .map_err(|e| ReadFailure::Db(DbError::Write(e)))?;
+    let writer = hashing.inner;
     let content_sha = hex::encode(hashing.hash.finalize());
     let truncation = summary.warning();
     if summary.rows == 0 {
@@ -624,6 +638,7 @@ fn read_job(
             first_rows: Vec::new(),
             columns: summary.columns,
             truncation,
+            elapsed: started.elapsed(),
         });
     }
     let key = match &job.window {
@@ -664,17 +679,18 @@ fn read_job(
         first_rows: summary.first_rows,
         columns: summary.columns,
         truncation,
+        elapsed: started.elapsed(),
     })
 }
 
 /// Hashes the CSV bytes on their way into the spool: the window's
 /// idempotency key covers its content.
-struct HashingWriter<'a, W: Write> {
-    inner: &'a mut W,
+struct HashingWriter<W: Write> {
+    inner: W,
     hash: Sha256,
 }
 
-impl<W: Write> Write for HashingWriter<'_, W> {
+impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hash.update(&buf[..n]);

@@ -11,6 +11,7 @@
 //! Every method does blocking file I/O: call it from a blocking thread
 //! (`spawn_blocking`), never on an actor's thread for long.
 
+mod background;
 mod writer;
 
 use std::collections::{BTreeMap, HashSet};
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::protocol::UploadSource;
 use crate::state::atomic::{sync_dir, write_atomic, write_json_atomic};
 
+pub use background::BackgroundWriter;
 pub use writer::ItemWriter;
 
 /// 10 GiB: days of data for the largest sites, yet far below a server's disk.
