@@ -485,3 +485,142 @@ fn read_only_session_refuses_insert_on_mariadb_and_sqlite() {
         );
     }
 }
+
+/// Reads `sql` as an agent-status import (four free columns) with the
+/// default limits.
+fn read_agent_status(
+    conn: &DbConnection,
+    sql: &str,
+) -> Result<(String, injixo_cloud_link::db::odbc::ReadSummary), DbError> {
+    read(
+        conn,
+        sql,
+        None,
+        ImportType::AgentStatus,
+        &ReadLimits::default(),
+    )
+}
+
+/// Integers are fetched as numbers where the engine types its columns:
+/// the extremes of every integer width, signed and unsigned, and NULL
+/// come out as the database's own text would.
+#[test]
+fn integer_columns_keep_their_extremes_and_nulls() {
+    let pg = table("pg_ints");
+    let admin_pg = admin(PG);
+    let _drop_pg = Dropper(&admin_pg, pg.clone());
+    exec(
+        &admin_pg,
+        &format!("CREATE TABLE {pg} (s SMALLINT, i INTEGER, b BIGINT)"),
+    );
+    exec(
+        &admin_pg,
+        &format!(
+            "INSERT INTO {pg} VALUES (-32768, -2147483648, -9223372036854775808), \
+             (32767, 2147483647, 9223372036854775807), (NULL, NULL, NULL)"
+        ),
+    );
+    let sql = format!(
+        "SELECT s AS agentidentifier, i AS starttime, b AS endtime, 'x' AS activity \
+         FROM {pg} ORDER BY i NULLS LAST"
+    );
+    let (csv, _) = read_agent_status(&reader(PG), &sql).unwrap();
+    assert_eq!(
+        csv,
+        "agentidentifier,starttime,endtime,activity\r\n\
+         -32768,-2147483648,-9223372036854775808,x\r\n\
+         32767,2147483647,9223372036854775807,x\r\n,,,x\r\n"
+    );
+
+    let maria = table("maria_ints");
+    let admin_maria = admin(MARIA);
+    let _drop_maria = Dropper(&admin_maria, maria.clone());
+    exec(
+        &admin_maria,
+        &format!(
+            "CREATE TABLE {maria} (t TINYINT UNSIGNED, i INT UNSIGNED, b BIGINT UNSIGNED, \
+             n INT)"
+        ),
+    );
+    exec(
+        &admin_maria,
+        &format!(
+            "INSERT INTO {maria} VALUES (255, 4294967295, 18446744073709551615, -2147483648), \
+             (0, 0, 0, NULL)"
+        ),
+    );
+    let sql = format!(
+        "SELECT t AS agentidentifier, i AS starttime, b AS endtime, n AS activity \
+         FROM {maria} ORDER BY t DESC"
+    );
+    let (csv, _) = read_agent_status(&reader(MARIA), &sql).unwrap();
+    assert_eq!(
+        csv,
+        "agentidentifier,starttime,endtime,activity\r\n\
+         255,4294967295,18446744073709551615,-2147483648\r\n0,0,0,\r\n"
+    );
+
+    // SQLite stores whatever it is given in an INTEGER column.
+    let dir = tempfile::tempdir().unwrap();
+    let lite = sqlite_conn(&dir);
+    let admin_lite = admin(&lite);
+    exec(&admin_lite, "CREATE TABLE t (i INTEGER, j INTEGER)");
+    exec(
+        &admin_lite,
+        "INSERT INTO t VALUES (9223372036854775807, 'n/a'), (NULL, -1)",
+    );
+    let (csv, summary) = read_agent_status(
+        &reader(&lite),
+        "SELECT i AS agentidentifier, j AS starttime, 1 AS endtime, 'x' AS activity FROM t \
+         ORDER BY j",
+    )
+    .unwrap();
+    assert_eq!(
+        csv,
+        "agentidentifier,starttime,endtime,activity\r\n,-1,1,x\r\n9223372036854775807,n/a,1,x\r\n"
+    );
+    assert!(summary.truncated.is_empty(), "{:?}", summary.truncated);
+}
+
+/// A query running past the query timeout is cancelled and reported as
+/// such (a retryable failure), on both server engines; the connection
+/// stays usable for the next read.
+#[test]
+fn a_query_over_the_timeout_is_cancelled_with_its_own_error() {
+    for (name, conn_str, sleep) in [
+        ("PostgreSQL", PG, "pg_sleep(10)"),
+        ("MariaDB", MARIA, "SLEEP(10)"),
+    ] {
+        let options = ConnectOptions {
+            query_timeout: std::time::Duration::from_secs(1),
+            ..ConnectOptions::default()
+        };
+        let conn = DbConnection::connect(conn_str, &options).unwrap();
+        let started = Instant::now();
+        let sql = format!(
+            "SELECT {sleep} AS agentidentifier, 1 AS starttime, 2 AS endtime, 'x' AS activity"
+        );
+        let err = read_agent_status(&conn, &sql).expect_err(&format!(
+            "{name}: a 10 s query with a 1 s timeout must fail"
+        ));
+        assert!(
+            matches!(err, DbError::QueryTimeout { seconds: 1 }),
+            "{name}: {err:?}"
+        );
+        assert!(err.is_transient(), "{name}: retried later");
+        assert!(
+            err.to_string().contains("did not finish within 1 s"),
+            "{name}: {err}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(8),
+            "{name}: cancelled, not waited out"
+        );
+        let (csv, _) = read_agent_status(
+            &conn,
+            "SELECT 1 AS agentidentifier, 2 AS starttime, 3 AS endtime, 'x' AS activity",
+        )
+        .unwrap_or_else(|e| panic!("{name}: the connection is usable after a timeout: {e}"));
+        assert!(csv.ends_with("1,2,3,x\r\n"), "{name}: {csv}");
+    }
+}

@@ -154,6 +154,18 @@ impl Emulator {
         body["id"].as_str().expect("id").to_owned()
     }
 
+    /// Creates a database integration "ACD database" with the assignment's
+    /// `database` block; returns its id.
+    #[allow(dead_code)] // not every test crate reads a database
+    pub fn create_database_integration(&self, database: Value) -> String {
+        let (status, body) = self.post(
+            "/_emulator/integrations",
+            &json!({"name": "ACD database", "kind": "database", "database": database}),
+        );
+        assert_eq!(status, 201, "create integration: {body}");
+        body["id"].as_str().expect("id").to_owned()
+    }
+
     /// Enters `pin` for `integration_id`, as a person on the page would.
     pub fn connect(&self, pin: &str, integration_id: &str) -> u16 {
         let (status, _) = self.post(
