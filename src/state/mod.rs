@@ -5,6 +5,7 @@
 
 pub mod atomic;
 pub mod credentials;
+pub mod origin;
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +30,11 @@ impl StateDir {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The install folder of a `<install>/state` folder.
+    pub fn install_dir(&self) -> Option<&Path> {
+        self.root.parent()
     }
 
     pub fn credentials(&self) -> PathBuf {
