@@ -308,7 +308,7 @@ fn children(
     });
 
     let control = ChildSpec::new("control channel", move || {
-        ControlActor::new(state.control_socket(), board.clone(), pairing_slot.clone())
+        ControlActor::new(state.clone(), board.clone(), pairing_slot.clone())
     });
 
     vec![
