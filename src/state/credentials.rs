@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::atomic::write_json_atomic;
+use super::atomic::{write_json_atomic, write_secret_json_atomic};
 use crate::protocol::TokenResponse;
 
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +101,7 @@ impl Credentials {
     }
 
     pub fn store(&self, path: &Path) -> Result<(), StateError> {
-        write_json_atomic(path, self).map_err(|source| StateError::Write {
+        write_secret_json_atomic(path, self).map_err(|source| StateError::Write {
             path: path.to_path_buf(),
             source,
         })
