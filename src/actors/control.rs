@@ -256,24 +256,28 @@ mod windows {
         pairing: Slot<PairingActor>,
     ) {
         loop {
-            if let Err(e) = server.connect().await {
-                warn!("control channel: a connection failed: {e}; waiting for the next");
-                continue;
+            let connected = server.connect().await;
+            let served = std::mem::replace(&mut server, reopen(&name).await);
+            match connected {
+                Ok(()) => spawn_connection(served, &board, &pairing),
+                // Dropping the failed instance closes it; the new one waits.
+                Err(e) => warn!("control channel: a connection failed: {e}"),
             }
-            let next = loop {
-                match ServerOptions::new()
-                    .reject_remote_clients(true)
-                    .create(&name)
-                {
-                    Ok(next) => break next,
-                    Err(e) => {
-                        warn!("control channel: cannot open {name} again: {e}; retrying in 1 s");
-                        actix_rt::time::sleep(Duration::from_secs(1)).await;
-                    }
+        }
+    }
+
+    async fn reopen(name: &str) -> NamedPipeServer {
+        loop {
+            match ServerOptions::new()
+                .reject_remote_clients(true)
+                .create(name)
+            {
+                Ok(server) => return server,
+                Err(e) => {
+                    warn!("control channel: cannot open {name} again: {e}; retrying in 1 s");
+                    actix_rt::time::sleep(Duration::from_secs(1)).await;
                 }
-            };
-            let connected = std::mem::replace(&mut server, next);
-            spawn_connection(connected, &board, &pairing);
+            }
         }
     }
 }

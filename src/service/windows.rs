@@ -89,22 +89,24 @@ pub fn run(config_path: &Path, console: bool) -> Result<(), Failure> {
 /// the first argument is the service's name.
 fn service_main(arguments: Vec<OsString>) {
     let name = arguments.into_iter().next().unwrap_or_default();
-    let handler = |control| match control {
-        ServiceControl::Stop | ServiceControl::Shutdown => {
-            report(ServiceState::StopPending, ServiceExitCode::NO_ERROR);
-            let mut pending = STOP_PENDING.lock().unwrap_or_else(|e| e.into_inner());
-            let what = if control == ServiceControl::Stop {
-                "stop asked by the Service Control Manager"
-            } else {
-                "Windows is shutting down"
-            };
-            if !request_stop(what) {
-                *pending = true;
+    let handler = |control: ServiceControl| -> ServiceControlHandlerResult {
+        match control {
+            ServiceControl::Stop | ServiceControl::Shutdown => {
+                report(ServiceState::StopPending, ServiceExitCode::NO_ERROR);
+                let mut pending = STOP_PENDING.lock().unwrap_or_else(|e| e.into_inner());
+                let what = if control == ServiceControl::Stop {
+                    "stop asked by the Service Control Manager"
+                } else {
+                    "Windows is shutting down"
+                };
+                if !request_stop(what) {
+                    *pending = true;
+                }
+                ServiceControlHandlerResult::NoError
             }
-            ServiceControlHandlerResult::NoError
+            ServiceControl::Interrogate => ServiceControlHandlerResult::NoError,
+            _ => ServiceControlHandlerResult::NotImplemented,
         }
-        ServiceControl::Interrogate => ServiceControlHandlerResult::NoError,
-        _ => ServiceControlHandlerResult::NotImplemented,
     };
     let handle = match service_control_handler::register(&name, handler) {
         Ok(handle) => handle,
