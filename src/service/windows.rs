@@ -21,7 +21,7 @@ use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use tracing::warn;
@@ -47,8 +47,6 @@ static CONFIG_PATH: OnceLock<PathBuf> = OnceLock::new();
 static EXIT_CODE: AtomicI32 = AtomicI32::new(exitcode::OK);
 /// Set once the control handler is registered: we run as a service.
 static STATUS: OnceLock<StatusHandle> = OnceLock::new();
-/// A stop asked for before the supervisor ran; taken when it is ready.
-static STOP_PENDING: Mutex<bool> = Mutex::new(false);
 
 struct StatusHandle(ServiceStatusHandle);
 
@@ -91,17 +89,15 @@ fn service_main(arguments: Vec<OsString>) {
     let name = arguments.into_iter().next().unwrap_or_default();
     let handler = |control: ServiceControl| -> ServiceControlHandlerResult {
         match control {
+            // Controls are accepted only once Running is reported, which the
+            // supervisor does after it took its place for stop requests.
             ServiceControl::Stop | ServiceControl::Shutdown => {
                 report(ServiceState::StopPending, ServiceExitCode::NO_ERROR);
-                let mut pending = STOP_PENDING.lock().unwrap_or_else(|e| e.into_inner());
-                let what = if control == ServiceControl::Stop {
+                request_stop(if control == ServiceControl::Stop {
                     "stop asked by the Service Control Manager"
                 } else {
                     "Windows is shutting down"
-                };
-                if !request_stop(what) {
-                    *pending = true;
-                }
+                });
                 ServiceControlHandlerResult::NoError
             }
             ServiceControl::Interrogate => ServiceControlHandlerResult::NoError,
@@ -139,14 +135,9 @@ pub fn running_as_service() -> bool {
     STATUS.get().is_some()
 }
 
-/// The actors run (`notify::ready`): Running, and a stop that came in while
-/// starting is carried out now.
+/// The actors run (`notify::ready`).
 pub fn report_running() {
     report(ServiceState::Running, ServiceExitCode::NO_ERROR);
-    let mut pending = STOP_PENDING.lock().unwrap_or_else(|e| e.into_inner());
-    if std::mem::take(&mut *pending) {
-        request_stop("stop asked by the Service Control Manager while starting");
-    }
 }
 
 /// A graceful stop began (`notify::stopping`).
