@@ -19,7 +19,7 @@ use tracing::{info, warn};
 use super::atomic::write_json_atomic;
 use super::credentials::{InstallationId, StateError};
 use super::StateDir;
-use crate::instance_lock::LOCK_FILE_NAME;
+use crate::instance_lock::{create_private_dir, LOCK_FILE_NAME};
 
 /// What a state folder turned out to be at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,7 +134,8 @@ fn set_aside(state: &StateDir, install_dir: &Path) -> io::Result<PathBuf> {
         "state.copied-{}",
         Utc::now().format("%Y%m%dT%H%M%S")
     ));
-    std::fs::create_dir_all(&target)?;
+    // It holds the other instance's credentials: as private as `state/`.
+    create_private_dir(&target)?;
     for entry in std::fs::read_dir(state.root())? {
         let entry = entry?;
         if entry.file_name() == LOCK_FILE_NAME {
@@ -203,6 +204,12 @@ mod tests {
             "set aside, not lost"
         );
         assert!(set_aside.starts_with(std::fs::canonicalize(&copy).unwrap()));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&set_aside).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "private like state/");
+        }
 
         // The copy's new installation is its own from then on.
         let id = InstallationId::load_or_create(&copy_state.installation(), Some(&copy)).unwrap();
