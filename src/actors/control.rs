@@ -239,7 +239,8 @@ mod windows {
     use super::*;
 
     /// The first instance of the pipe: refused if another process already
-    /// owns the name, so that no other program can pose as the client.
+    /// owns the name, so that the client never shares its pipe with another
+    /// program (which would get some of the requests); the log says so.
     pub(super) fn bind(name: &str) -> std::io::Result<NamedPipeServer> {
         ServerOptions::new()
             .first_pipe_instance(true)
