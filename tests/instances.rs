@@ -14,7 +14,7 @@ mod fake_systemd;
 mod support;
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use fake_systemd::FakeSystem;
@@ -55,6 +55,24 @@ fn copy_as_instance(original: &InstallDir, name: &str) -> InstallDir {
     assert_ne!(renamed, config, "the configuration has an [app] section");
     copy.write_config(&renamed);
     copy
+}
+
+/// An emulator polled every second, with two CSV integrations.
+fn cloud_with_two_integrations() -> (Emulator, String, String) {
+    let cloud = Emulator::start(&["--poll-interval", "1"]);
+    let sales = cloud.create_csv_integration("Sales queues");
+    let support_queues = cloud.create_csv_integration("Support queues");
+    (cloud, sales, support_queues)
+}
+
+/// The cloud's record of the client linked to `integration`.
+fn client_on(cloud: &Emulator, integration: &str) -> Value {
+    let clients = cloud.clients();
+    clients
+        .iter()
+        .find(|c| c["integration_id"] == integration)
+        .unwrap_or_else(|| panic!("no client on {integration}: {clients:?}"))
+        .clone()
 }
 
 /// The PIN of the banner the client `pid` shows; the log may start with
@@ -106,9 +124,7 @@ fn imported_names(cloud: &Emulator, integration: &str, n: usize) -> Vec<String> 
 
 #[test]
 fn a_copied_folder_with_its_own_name_runs_beside_the_original_with_its_own_integration() {
-    let cloud = Emulator::start(&["--poll-interval", "1"]);
-    let sales = cloud.create_csv_integration("Sales queues");
-    let support_queues = cloud.create_csv_integration("Support queues");
+    let (cloud, sales, support_queues) = cloud_with_two_integrations();
 
     // The original instance, linked and importing.
     let first = first_folder(&cloud.url);
@@ -159,15 +175,10 @@ fn a_copied_folder_with_its_own_name_runs_beside_the_original_with_its_own_integ
     assert_eq!(cloud.imports().len(), 6, "nothing went to both");
 
     // The cloud sees two clients, each with its own name and installation id.
-    let clients = cloud.clients();
-    let client_of = |integration: &str| {
-        clients
-            .iter()
-            .find(|c| c["integration_id"] == integration)
-            .unwrap_or_else(|| panic!("no client on {integration}: {clients:?}"))
-            .clone()
-    };
-    let (on_sales, on_support) = (client_of(&sales), client_of(&support_queues));
+    let (on_sales, on_support) = (
+        client_on(&cloud, &sales),
+        client_on(&cloud, &support_queues),
+    );
     assert_eq!(on_sales["instance"], "com.injixo.cloud-link");
     assert_eq!(on_support["instance"], SECOND_NAME);
     assert_ne!(on_sales["installation_id"], on_support["installation_id"]);
@@ -281,4 +292,44 @@ fn the_second_instance_installs_its_own_unit_and_leaves_the_first_alone() {
     service_ok(&system, &second, "uninstall");
     assert!(!second_unit.exists());
     assert_eq!(std::fs::read_to_string(&first_unit).unwrap(), first_text);
+}
+
+/// `pin` in a copied folder, before the copy ever ran: it pairs the copy as
+/// a new client, instead of offering to move the original's link.
+#[test]
+fn pin_in_a_copied_folder_pairs_the_copy_anew() {
+    let (cloud, sales, support_queues) = cloud_with_two_integrations();
+    let first = first_folder(&cloud.url);
+    let first_client = first.run_paired(&cloud, &sales);
+    let (status, _) = first_client.terminate(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+
+    let second = copy_as_instance(&first, SECOND_NAME);
+    let mut pin = ClientProcess::spawn({
+        let mut cmd = second.command(&["pin", "--json"]);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd
+    });
+    let offer = wait_for("a PIN from `pin --json`", LINK, || {
+        pins_in(&second.read_log())
+            .into_iter()
+            .find(|p| !pins_in(&first.read_log()).contains(p))
+    });
+    assert_eq!(cloud.connect(&offer, &support_queues), 200);
+    let (status, stderr) = pin.wait(LINK);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let credentials: Value =
+        serde_json::from_slice(&std::fs::read(second.state_file("credentials.json")).unwrap())
+            .unwrap();
+    assert_eq!(credentials["integration_id"], support_queues.as_str());
+    let original: Value =
+        serde_json::from_slice(&std::fs::read(first.state_file("credentials.json")).unwrap())
+            .unwrap();
+    assert_eq!(original["integration_id"], sales.as_str(), "untouched");
+    // The cloud still has the original on its integration, beside the copy.
+    assert_ne!(
+        client_on(&cloud, &sales)["installation_id"],
+        client_on(&cloud, &support_queues)["installation_id"],
+        "two clients"
+    );
 }
