@@ -74,7 +74,13 @@ pub fn main() -> i32 {
     };
     let result = config_path(cli.config).and_then(|path| match cli.command {
         None | Some(Command::Run) => {
-            crate::daemon::run(&path, std::io::stderr().is_terminal()).map(|()| exitcode::OK)
+            let console = std::io::stderr().is_terminal();
+            // Started by the Service Control Manager, Windows runs it as a service.
+            #[cfg(windows)]
+            let ran = crate::service::windows::run(&path, console);
+            #[cfg(not(windows))]
+            let ran = crate::daemon::run(&path, console);
+            ran.map(|()| exitcode::OK)
         }
         Some(Command::CheckConfig) => check_config(&path).map(|()| exitcode::OK),
         Some(Command::Pin { json }) => {

@@ -95,6 +95,7 @@ pub fn run(config_path: &Path, console: bool) -> Result<(), Failure> {
     }
 
     let state = StateDir::of_install_dir(&install_dir);
+    claim_state(&state, &install_dir)?;
     let spool = Spool::open(SpoolSettings {
         dir: state.spool(),
         rejected_dir: state.rejected(),
@@ -307,7 +308,7 @@ fn children(
     });
 
     let control = ChildSpec::new("control channel", move || {
-        ControlActor::new(state.control_socket(), board.clone(), pairing_slot.clone())
+        ControlActor::new(state.clone(), board.clone(), pairing_slot.clone())
     });
 
     vec![
@@ -319,6 +320,18 @@ fn children(
         database_importer,
         control,
     ]
+}
+
+/// Makes sure the state folder is this folder's own, not a copy of another
+/// instance's (`crate::state::origin`), before anything reads it.
+pub fn claim_state(state: &StateDir, install_dir: &Path) -> Result<(), Failure> {
+    crate::state::origin::claim(state, install_dir)
+        .map(drop)
+        .map_err(|e| {
+            error!("cannot start: {}", crate::report::chain(&e));
+            Failure::new(exitcode::CANTCREAT, e)
+                .hint("the service's user must be able to write to the state folder")
+        })
 }
 
 fn lock_failure(error: LockError) -> Failure {

@@ -2,100 +2,30 @@
 //! processes.
 //!
 //! systemd is not PID 1 in the machines these tests run on, so `systemctl`
-//! cannot start anything here: this is the one place a stand-in is allowed.
-//! A recording shell script named `systemctl` goes first on `PATH`, and
-//! `INJIXO_CLOUD_LINK_SYSTEMD_DIR` points the unit folder at a temporary
-//! folder. Everything else is real: the client writes real files, and the
-//! unit is checked by the real `systemd-analyze verify` (it needs no running
-//! systemd). The readiness test speaks systemd's real notification protocol
+//! cannot start anything here: this is the one place a stand-in is allowed
+//! (`support/fake_systemd.rs`: a recording `systemctl` on `PATH` and a
+//! temporary unit folder). Everything else is real: the client writes real
+//! files, and the unit is checked by the real `systemd-analyze verify` (it
+//! needs no running systemd). The readiness test speaks systemd's real notification protocol
 //! over a Unix datagram socket, as systemd does.
 
+#[path = "support/fake_systemd.rs"]
+mod fake_systemd;
 #[path = "support/notify.rs"]
 mod notify;
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use fake_systemd::FakeSystem;
 use notify::NotifySocket;
 use support::*;
 
 const PASSWORD: &str = "s3cr%t-pw";
 const PROXY_WITH_PASSWORD: &str = "http://icl:s3cr%t-pw@proxy.example:8080";
-const VARIABLES: &[&str] = &[
-    "https_proxy",
-    "HTTPS_PROXY",
-    "http_proxy",
-    "HTTP_PROXY",
-    "no_proxy",
-    "NO_PROXY",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-];
-
-/// A unit folder and a recording `systemctl` on `PATH`.
-struct FakeSystem {
-    dir: tempfile::TempDir,
-}
-
-impl FakeSystem {
-    fn new() -> FakeSystem {
-        let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::create_dir(dir.path().join("bin")).unwrap();
-        std::fs::create_dir(dir.path().join("units")).unwrap();
-        let script = dir.path().join("bin").join("systemctl");
-        std::fs::write(
-            &script,
-            format!(
-                "#!/bin/sh\n\
-                 echo \"$*\" >> '{}'\n\
-                 if [ \"$1\" = show ]; then\n\
-                 printf 'MainPID=0\\nActiveState=inactive\\nUnitFileState=enabled\\n'\n\
-                 fi\n\
-                 exit 0\n",
-                dir.path().join("calls").display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        FakeSystem { dir }
-    }
-
-    fn units(&self) -> PathBuf {
-        self.dir.path().join("units")
-    }
-
-    fn calls(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.path().join("calls"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// `injixo-cloud-link --config … service <action>` in this fake system,
-    /// with exactly `env` of the variables the install keeps.
-    fn service(&self, install: &InstallDir, action: &str, env: &[(&str, &str)]) -> Output {
-        let mut cmd = install.command(&["service", action]);
-        let path = format!(
-            "{}:{}",
-            self.dir.path().join("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        cmd.env("PATH", path)
-            .env("INJIXO_CLOUD_LINK_SYSTEMD_DIR", self.units())
-            .current_dir(install.path());
-        for name in VARIABLES {
-            cmd.env_remove(name);
-        }
-        for (name, value) in env {
-            cmd.env(name, value);
-        }
-        cmd.output().expect("run client")
-    }
-}
 
 /// An install folder outside /tmp, so the unit keeps `PrivateTmp=yes`.
 fn install_dir(app_name: &str, import_dir: &Path) -> InstallDir {

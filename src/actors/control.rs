@@ -1,35 +1,40 @@
-//! ControlActor: serves the local control channel (`pin`, `status`) on a
-//! Unix domain socket in the state folder.
+//! ControlActor: serves the local control channel (`pin`, `status`): a Unix
+//! domain socket in the state folder, or on Windows a named pipe named after
+//! the state folder.
 //!
-//! Who may ask: the socket is mode 0600 inside a 0700 folder, and each
-//! connection's peer user is checked again (same user or root), so a local
-//! user who is not the service's cannot read the PIN or the status.
+//! Who may ask: on Unix the socket is mode 0600 inside a 0700 folder, and
+//! each connection's peer user is checked again (same user or root), so a
+//! local user who is not the service's cannot read the PIN or the status.
+//! On Windows the pipe keeps its default security (full access for SYSTEM,
+//! Administrators and its creator, read-only for others): a request must be
+//! written, so only those may ask; remote clients are refused.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use actix::prelude::*;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tracing::{debug, info, warn};
 
 use crate::actors::pairing::{PairingActor, RequestPin};
 use crate::actors::slot::Slot;
 use crate::actors::supervisor::Shutdown;
 use crate::control::{ControlRequest, ControlResponse, MAX_REQUEST_BYTES};
+use crate::state::StateDir;
 use crate::status::StatusBoard;
 
 /// A connection that sends nothing useful for this long is closed.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct ControlActor {
-    socket_path: PathBuf,
+    state: StateDir,
     board: StatusBoard,
     pairing: Slot<PairingActor>,
 }
 
 impl ControlActor {
-    pub fn new(socket_path: PathBuf, board: StatusBoard, pairing: Slot<PairingActor>) -> Self {
+    pub fn new(state: StateDir, board: StatusBoard, pairing: Slot<PairingActor>) -> Self {
         ControlActor {
-            socket_path,
+            state,
             board,
             pairing,
         }
@@ -41,12 +46,10 @@ impl Actor for ControlActor {
 
     #[cfg(unix)]
     fn started(&mut self, ctx: &mut Context<Self>) {
-        match unix::bind(&self.socket_path) {
+        let socket_path = self.state.control_socket();
+        match unix::bind(&socket_path) {
             Ok(listener) => {
-                debug!(
-                    "control channel listening on {}",
-                    self.socket_path.display()
-                );
+                debug!("control channel listening on {}", socket_path.display());
                 let board = self.board.clone();
                 let pairing = self.pairing.clone();
                 ctx.spawn(unix::serve(listener, board, pairing).into_actor(self));
@@ -55,21 +58,38 @@ impl Actor for ControlActor {
                 // Importing goes on without it; only `pin`/`status` suffer.
                 warn!(
                     "cannot open the control channel {}: {e}; `pin` and `status` will not reach this client",
-                    self.socket_path.display()
+                    socket_path.display()
                 );
             }
         }
     }
 
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let name = self.state.control_pipe_name();
+        match windows::bind(&name) {
+            Ok(server) => {
+                debug!("control channel listening on {name}");
+                let board = self.board.clone();
+                let pairing = self.pairing.clone();
+                ctx.spawn(windows::serve(server, name, board, pairing).into_actor(self));
+            }
+            Err(e) => {
+                warn!(
+                    "cannot open the control channel {name}: {e}; `pin` and `status` will not reach this client"
+                );
+            }
+        }
+    }
+
+    #[cfg(not(any(unix, windows)))]
     fn started(&mut self, _: &mut Context<Self>) {
-        // Windows named pipe: not built yet (this machine cannot compile for
-        // Windows); `pin` and `status` fall back to what the state folder holds.
-        warn!("the control channel is not available on this platform yet");
+        warn!("the control channel is not available on this platform");
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        let _ = std::fs::remove_file(&self.socket_path);
+        #[cfg(unix)]
+        let _ = std::fs::remove_file(self.state.control_socket());
     }
 }
 
@@ -110,12 +130,55 @@ async fn answer(
     }
 }
 
+/// Serves one connection on its own task, for a minute at most.
+fn spawn_connection<S: AsyncRead + AsyncWrite + 'static>(
+    stream: S,
+    board: &StatusBoard,
+    pairing: &Slot<PairingActor>,
+) {
+    let (board, pairing) = (board.clone(), pairing.clone());
+    actix_rt::spawn(async move {
+        let _ =
+            actix_rt::time::timeout(CONNECTION_TIMEOUT, serve_connection(stream, board, pairing))
+                .await;
+    });
+}
+
+/// Reads one request line from `stream`, answers it with one line.
+async fn serve_connection<S: AsyncRead + AsyncWrite>(
+    stream: S,
+    board: StatusBoard,
+    pairing: Slot<PairingActor>,
+) {
+    let (read, mut write) = tokio::io::split(stream);
+    let mut line = String::new();
+    let mut reader = BufReader::new(read).take(MAX_REQUEST_BYTES as u64 + 1);
+    let response = match reader.read_line(&mut line).await {
+        Ok(n) if n > MAX_REQUEST_BYTES => ControlResponse::Error {
+            message: "request too long".to_owned(),
+        },
+        Ok(_) => match serde_json::from_str::<ControlRequest>(line.trim()) {
+            Ok(request) => answer(request, &board, &pairing).await,
+            Err(e) => ControlResponse::Error {
+                message: format!("not a control request: {e}"),
+            },
+        },
+        Err(e) => ControlResponse::Error {
+            message: format!("cannot read the request: {e}"),
+        },
+    };
+    let mut out = serde_json::to_vec(&response).unwrap_or_default();
+    out.push(b'\n');
+    let _ = write.write_all(&out).await;
+    let _ = write.flush().await;
+    let _ = write.shutdown().await;
+}
+
 #[cfg(unix)]
 mod unix {
     use std::path::Path;
 
     use actix_rt::net::{UnixListener, UnixStream};
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     use tracing::warn;
 
     use super::*;
@@ -142,15 +205,11 @@ mod unix {
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    let board = board.clone();
-                    let pairing = pairing.clone();
-                    actix_rt::spawn(async move {
-                        let _ = actix_rt::time::timeout(
-                            CONNECTION_TIMEOUT,
-                            handle_connection(stream, board, pairing),
-                        )
-                        .await;
-                    });
+                    if !peer_allowed(&stream) {
+                        warn!("control channel: refused a connection from another user");
+                        continue;
+                    }
+                    spawn_connection(stream, &board, &pairing);
                 }
                 Err(e) => {
                     warn!("control channel: accept failed: {e}; retrying in 1 s");
@@ -168,53 +227,74 @@ mod unix {
             .map(|cred| cred.uid() == me || cred.uid() == 0)
             .unwrap_or(false)
     }
+}
 
-    async fn handle_connection(
-        stream: UnixStream,
+/// The named pipe server. NOT COMPILED BY CI (see `crate::service::windows`):
+/// written against tokio's `named_pipe` API, checked by no compiler here.
+#[cfg(windows)]
+mod windows {
+    use tokio::net::windows::named_pipe::{NamedPipeServer, ServerOptions};
+    use tracing::warn;
+
+    use super::*;
+
+    /// The first instance of the pipe: refused if another process already
+    /// owns the name, so that the client never shares its pipe with another
+    /// program (which would get some of the requests); the log says so.
+    pub(super) fn bind(name: &str) -> std::io::Result<NamedPipeServer> {
+        ServerOptions::new()
+            .first_pipe_instance(true)
+            .reject_remote_clients(true)
+            .create(name)
+    }
+
+    /// One pipe instance serves one connection: a new instance is created
+    /// before the connected one is handed over, so a client always finds one.
+    pub(super) async fn serve(
+        mut server: NamedPipeServer,
+        name: String,
         board: StatusBoard,
         pairing: Slot<PairingActor>,
     ) {
-        if !peer_allowed(&stream) {
-            warn!("control channel: refused a connection from another user");
-            return;
+        loop {
+            let connected = server.connect().await;
+            let served = std::mem::replace(&mut server, reopen(&name).await);
+            match connected {
+                Ok(()) => spawn_connection(served, &board, &pairing),
+                // Dropping the failed instance closes it; the new one waits.
+                Err(e) => warn!("control channel: a connection failed: {e}"),
+            }
         }
-        let (read, mut write) = stream.into_split();
-        let mut line = String::new();
-        let mut reader = BufReader::new(read).take(MAX_REQUEST_BYTES as u64 + 1);
-        let response = match reader.read_line(&mut line).await {
-            Ok(n) if n > MAX_REQUEST_BYTES => ControlResponse::Error {
-                message: "request too long".to_owned(),
-            },
-            Ok(_) => match serde_json::from_str::<ControlRequest>(line.trim()) {
-                Ok(request) => answer(request, &board, &pairing).await,
-                Err(e) => ControlResponse::Error {
-                    message: format!("not a control request: {e}"),
-                },
-            },
-            Err(e) => ControlResponse::Error {
-                message: format!("cannot read the request: {e}"),
-            },
-        };
-        let mut out = serde_json::to_vec(&response).unwrap_or_default();
-        out.push(b'\n');
-        let _ = write.write_all(&out).await;
-        let _ = write.shutdown().await;
+    }
+
+    async fn reopen(name: &str) -> NamedPipeServer {
+        loop {
+            match ServerOptions::new()
+                .reject_remote_clients(true)
+                .create(name)
+            {
+                Ok(server) => return server,
+                Err(e) => {
+                    warn!("control channel: cannot open {name} again: {e}; retrying in 1 s");
+                    actix_rt::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
     }
 }
 
 /// The client side, used by the `pin` and `status` commands.
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 pub mod client {
-    use std::io::{BufRead, BufReader, Write};
-    use std::os::unix::net::UnixStream;
-    use std::path::Path;
+    use std::io::{BufRead, BufReader, Read, Write};
     use std::time::Duration;
 
     use crate::control::{ControlRequest, ControlResponse};
+    use crate::state::StateDir;
 
     #[derive(Debug, thiserror::Error)]
     pub enum AskError {
-        /// No client answers on the socket: it is not running.
+        /// No client answers on the channel: it is not running.
         #[error("no injixo Cloud Link is running from this folder")]
         NotRunning,
         #[error("the control channel failed")]
@@ -223,13 +303,36 @@ pub mod client {
         BadAnswer(String),
     }
 
-    /// Sends one request to the running client and waits for its answer.
+    /// Sends one request to the client running from the install folder of
+    /// `state` and waits for its answer.
     pub fn ask(
-        socket: &Path,
+        state: &StateDir,
         request: &ControlRequest,
         timeout: Duration,
     ) -> Result<ControlResponse, AskError> {
-        let mut stream = match UnixStream::connect(socket) {
+        exchange(connect(state, timeout)?, request)
+    }
+
+    fn exchange<S: Read + Write>(
+        mut stream: S,
+        request: &ControlRequest,
+    ) -> Result<ControlResponse, AskError> {
+        let mut line = serde_json::to_vec(request).expect("requests serialise");
+        line.push(b'\n');
+        stream.write_all(&line).map_err(AskError::Io)?;
+        let mut answer = String::new();
+        BufReader::new(stream)
+            .read_line(&mut answer)
+            .map_err(AskError::Io)?;
+        serde_json::from_str(answer.trim()).map_err(|e| AskError::BadAnswer(e.to_string()))
+    }
+
+    #[cfg(unix)]
+    fn connect(
+        state: &StateDir,
+        timeout: Duration,
+    ) -> Result<std::os::unix::net::UnixStream, AskError> {
+        let stream = match std::os::unix::net::UnixStream::connect(state.control_socket()) {
             Ok(s) => s,
             Err(e)
                 if matches!(
@@ -247,13 +350,36 @@ pub mod client {
         stream
             .set_write_timeout(Some(timeout))
             .map_err(AskError::Io)?;
-        let mut line = serde_json::to_vec(request).expect("requests serialise");
-        line.push(b'\n');
-        stream.write_all(&line).map_err(AskError::Io)?;
-        let mut answer = String::new();
-        BufReader::new(stream)
-            .read_line(&mut answer)
-            .map_err(AskError::Io)?;
-        serde_json::from_str(answer.trim()).map_err(|e| AskError::BadAnswer(e.to_string()))
+        Ok(stream)
+    }
+
+    /// The named pipe, opened as a file. NOT COMPILED BY CI (see
+    /// `crate::service::windows`). A pipe handle has no read timeout: the
+    /// server closes a connection after a minute at most.
+    #[cfg(windows)]
+    fn connect(state: &StateDir, timeout: Duration) -> Result<std::fs::File, AskError> {
+        /// ERROR_PIPE_BUSY: every instance of the pipe is serving someone.
+        const PIPE_BUSY: i32 = 231;
+        let name = state.control_pipe_name();
+        let deadline = std::time::Instant::now() + timeout.min(Duration::from_secs(5));
+        loop {
+            match std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&name)
+            {
+                Ok(pipe) => return Ok(pipe),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(AskError::NotRunning)
+                }
+                Err(e)
+                    if e.raw_os_error() == Some(PIPE_BUSY)
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => return Err(AskError::Io(e)),
+            }
+        }
     }
 }

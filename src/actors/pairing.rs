@@ -489,7 +489,7 @@ impl Actor for PairingActor {
             self.settings.cloud_url.clone(),
         )));
         let state = &self.settings.state;
-        match InstallationId::load_or_create(&state.installation()) {
+        match InstallationId::load_or_create(&state.installation(), state.install_dir()) {
             Ok(id) => self.installation_id = id.installation_id,
             Err(e) => {
                 // Pairing still works; the cloud just cannot recognise a

@@ -241,10 +241,34 @@ impl Supervisor {
     }
 }
 
+/// The supervisor started last, for stop requests from outside the actor
+/// system (see [`request_stop`]).
+static RUNNING: Mutex<Option<Addr<Supervisor>>> = Mutex::new(None);
+
+/// Asks the running supervisor to stop everything gracefully, exactly as
+/// SIGTERM does; callable from any thread. The Windows service control
+/// handler, which the system calls on a thread of its own, stops the client
+/// through it. False when no supervisor runs.
+pub fn request_stop(reason: &str) -> bool {
+    let running = RUNNING.lock().ok().and_then(|r| r.clone());
+    match running {
+        Some(supervisor) if supervisor.connected() => {
+            supervisor.do_send(StopAll {
+                reason: reason.to_owned(),
+            });
+            true
+        }
+        _ => false,
+    }
+}
+
 impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Ok(mut running) = RUNNING.lock() {
+            *running = Some(ctx.address());
+        }
         if self.handle_signals {
             self.listen_for_signals(ctx);
         }
@@ -258,6 +282,14 @@ impl Actor for Supervisor {
         ctx.run_interval(WATCH_INTERVAL, |supervisor, ctx| {
             supervisor.watch_children(ctx)
         });
+    }
+
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
+        if let Ok(mut running) = RUNNING.lock() {
+            if running.as_ref() == Some(&ctx.address()) {
+                *running = None;
+            }
+        }
     }
 }
 
@@ -341,4 +373,61 @@ pub fn install_panic_hook() {
             *last = Some(described);
         }
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+
+    struct Probe {
+        shut_down: Arc<AtomicBool>,
+    }
+
+    impl Actor for Probe {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Shutdown> for Probe {
+        type Result = ();
+        fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
+            self.shut_down.store(true, Ordering::SeqCst);
+            ctx.stop();
+        }
+    }
+
+    /// The path the Windows service's Stop takes: a request from a thread
+    /// outside the actor system shuts the children down, then the system.
+    #[test]
+    fn a_stop_request_from_another_thread_stops_gracefully() {
+        assert!(!request_stop("nothing runs yet"));
+        let shut_down = Arc::new(AtomicBool::new(false));
+        let system = System::new();
+        system.block_on({
+            let shut_down = Arc::clone(&shut_down);
+            async move {
+                Supervisor::new(vec![ChildSpec::new("probe", move || Probe {
+                    shut_down: Arc::clone(&shut_down),
+                })])
+                .without_signal_handlers()
+                .start();
+            }
+        });
+        let requester = std::thread::spawn(|| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !request_stop("a test asked") {
+                assert!(Instant::now() < deadline, "the supervisor never ran");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        system.run().unwrap();
+        requester.join().unwrap();
+        assert!(shut_down.load(Ordering::SeqCst), "the child was shut down");
+        assert!(
+            !request_stop("stopped"),
+            "a stopped supervisor is forgotten"
+        );
+    }
 }

@@ -40,27 +40,30 @@ impl Instance {
 
 /// Asks the client running from this install folder; `None` when none runs.
 /// An error answer of the client becomes a failure that quotes it.
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 pub(crate) fn ask_running(
     instance: &Instance,
     request: &ControlRequest,
     timeout: Duration,
 ) -> Result<Option<ControlResponse>, Failure> {
     use crate::actors::control::client::{ask, AskError};
-    match ask(&instance.state.control_socket(), request, timeout) {
+    match ask(&instance.state, request, timeout) {
         Ok(ControlResponse::Error { message }) => Err(Failure::new(
             exitcode::UNAVAILABLE,
             format!("the running client answered: {message}"),
         )),
         Ok(answer) => Ok(Some(answer)),
         Err(AskError::NotRunning) => Ok(None),
-        Err(e) => Err(Failure::new(exitcode::IOERR, e)
-            .hint("run the command as the service's user (or root)")),
+        Err(e) => Err(Failure::new(exitcode::IOERR, e).hint(if cfg!(windows) {
+            "run the command from a command prompt opened as Administrator"
+        } else {
+            "run the command as the service's user (or root)"
+        })),
     }
 }
 
-/// Windows has no control channel yet: commands work from the state folder.
-#[cfg(not(unix))]
+/// No control channel on this platform: commands work from the state folder.
+#[cfg(not(any(unix, windows)))]
 pub(crate) fn ask_running(
     _: &Instance,
     _: &ControlRequest,

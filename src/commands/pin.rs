@@ -88,6 +88,7 @@ fn pair_in_foreground(config_path: &Path, state: &StateDir, json: bool) -> Resul
         keep_days: config.log.keep_days,
     })
     .map_err(|e| Failure::new(exitcode::CANTCREAT, e))?;
+    crate::daemon::claim_state(state, &config.install_dir)?;
     let http = HttpClientFactory::from_env(VERSION).map_err(|e| {
         Failure::new(exitcode::CONFIG, e)
             .hint("check the https_proxy / HTTPS_PROXY and no_proxy environment variables")

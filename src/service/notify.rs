@@ -1,7 +1,8 @@
 //! systemd's notification protocol (`Type=notify`): `READY=1` once the
 //! actors run, `WATCHDOG=1` at half the interval systemd asks for, and
 //! `STOPPING=1` when a graceful stop begins. Without `$NOTIFY_SOCKET` (not
-//! started by systemd) every function does nothing.
+//! started by systemd) every function does nothing. On Windows the same
+//! moments go to the Service Control Manager (`super::windows`).
 //!
 //! The watchdog runs on the supervisor's arbiter: if that event loop hangs,
 //! the pings stop and systemd restarts the service, which is the point.
@@ -41,8 +42,15 @@ enum Message {
     Stopping,
 }
 
+#[cfg(not(windows))]
 fn enabled() -> bool {
     std::env::var_os("NOTIFY_SOCKET").is_some()
+}
+
+/// On Windows the same moments are reported to the Service Control Manager.
+#[cfg(windows)]
+fn enabled() -> bool {
+    super::windows::running_as_service()
 }
 
 #[cfg(unix)]
@@ -70,5 +78,14 @@ fn send(message: Message) {
     }
 }
 
-#[cfg(not(unix))]
+#[cfg(windows)]
+fn send(message: Message) {
+    match message {
+        Message::Ready => super::windows::report_running(),
+        Message::Stopping => super::windows::report_stopping(),
+        Message::Watchdog => {}
+    }
+}
+
+#[cfg(not(any(unix, windows)))]
 fn send(_: Message) {}

@@ -10,6 +10,17 @@ use std::path::Path;
 /// with mode 0600 (owner only), so secrets are never readable by others, not
 /// even for an instant.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_restricted(path, bytes, false)
+}
+
+/// [`write_atomic`] for a file that holds secrets (the credentials): on
+/// Windows it is readable by SYSTEM and Administrators only, set before the
+/// secret is written. On Unix every state file is owner-only already.
+pub fn write_secret_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> io::Result<()> {
+    write_atomic_restricted(path, &json_bytes(value)?, true)
+}
+
+fn write_atomic_restricted(path: &Path, bytes: &[u8], secret: bool) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no folder"))?;
@@ -25,6 +36,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let result = (|| {
         let mut file =
             owner_only(OpenOptions::new().write(true).create(true).truncate(true)).open(&tmp)?;
+        if secret {
+            restrict_secret(&tmp)?;
+        }
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
@@ -39,9 +53,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// Serialises `value` as pretty JSON and writes it atomically.
 pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> io::Result<()> {
+    write_atomic(path, &json_bytes(value)?)
+}
+
+fn json_bytes<T: serde::Serialize>(value: &T) -> io::Result<Vec<u8>> {
     let mut bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
     bytes.push(b'\n');
-    write_atomic(path, &bytes)
+    Ok(bytes)
+}
+
+/// The ACL of a secret's file on Windows (`crate::service::windows`).
+#[cfg(windows)]
+fn restrict_secret(file: &Path) -> io::Result<()> {
+    crate::service::windows::restrict_to_system_and_administrators(file)
+}
+
+/// Unix: the 0600 mode every state file is created with covers secrets.
+#[cfg(not(windows))]
+fn restrict_secret(_file: &Path) -> io::Result<()> {
+    Ok(())
 }
 
 /// Files the client creates in its state folder are readable by their owner
@@ -54,8 +84,8 @@ pub fn owner_only(options: &mut OpenOptions) -> &mut OpenOptions {
 
 #[cfg(not(unix))]
 pub fn owner_only(options: &mut OpenOptions) -> &mut OpenOptions {
-    // Windows: the state folder's ACL (SYSTEM and Administrators) is set by
-    // the installer and the service set-up; files inherit it.
+    // Windows: files inherit the install folder's ACL (the MSI's); the
+    // credentials get their own (`write_secret_json_atomic`).
     options
 }
 

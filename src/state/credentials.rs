@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::atomic::write_json_atomic;
+use super::atomic::{write_json_atomic, write_secret_json_atomic};
 use crate::protocol::TokenResponse;
 
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +101,7 @@ impl Credentials {
     }
 
     pub fn store(&self, path: &Path) -> Result<(), StateError> {
-        write_json_atomic(path, self).map_err(|source| StateError::Write {
+        write_secret_json_atomic(path, self).map_err(|source| StateError::Write {
             path: path.to_path_buf(),
             source,
         })
@@ -126,16 +126,28 @@ impl Credentials {
 pub struct InstallationId {
     pub installation_id: String,
     pub created_at: DateTime<Utc>,
+    /// The install folder it was created in (absent in files of older
+    /// versions): a copied folder is told from a moved one by it (see
+    /// `super::origin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install_dir: Option<PathBuf>,
 }
 
 impl InstallationId {
-    pub fn load_or_create(path: &Path) -> Result<InstallationId, StateError> {
+    /// The installation of the state file `path`, created for `install_dir`
+    /// on first use.
+    pub fn load_or_create(
+        path: &Path,
+        install_dir: Option<&Path>,
+    ) -> Result<InstallationId, StateError> {
         if let Some(existing) = load_json::<InstallationId>(path)? {
             return Ok(existing);
         }
         let created = InstallationId {
             installation_id: uuid::Uuid::new_v4().to_string(),
             created_at: Utc::now(),
+            install_dir: install_dir
+                .map(|dir| std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())),
         };
         write_json_atomic(path, &created).map_err(|source| StateError::Write {
             path: path.to_path_buf(),
@@ -236,8 +248,8 @@ mod tests {
     fn installation_id_is_created_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("installation.json");
-        let a = InstallationId::load_or_create(&path).unwrap();
-        let b = InstallationId::load_or_create(&path).unwrap();
+        let a = InstallationId::load_or_create(&path, Some(dir.path())).unwrap();
+        let b = InstallationId::load_or_create(&path, None).unwrap();
         assert_eq!(a, b);
         assert!(uuid::Uuid::parse_str(&a.installation_id).is_ok());
     }

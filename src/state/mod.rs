@@ -5,8 +5,11 @@
 
 pub mod atomic;
 pub mod credentials;
+pub mod origin;
 
 use std::path::{Path, PathBuf};
+
+use sha2::Digest;
 
 pub use atomic::write_atomic;
 pub use credentials::{Credentials, InstallationId};
@@ -29,6 +32,11 @@ impl StateDir {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The install folder of a `<install>/state` folder.
+    pub fn install_dir(&self) -> Option<&Path> {
+        self.root.parent()
     }
 
     pub fn credentials(&self) -> PathBuf {
@@ -56,5 +64,35 @@ impl StateDir {
     /// The control channel's Unix domain socket.
     pub fn control_socket(&self) -> PathBuf {
         self.root.join("control.sock")
+    }
+
+    /// The control channel's named pipe on Windows. Pipes live in a
+    /// namespace of their own, so the name is derived from this folder:
+    /// each install folder, hence each instance, has its own.
+    pub fn control_pipe_name(&self) -> String {
+        let folder = std::fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
+        // Windows paths are case-insensitive: one folder, one name.
+        let key = folder.to_string_lossy().to_lowercase();
+        let digest = sha2::Sha256::digest(key.as_bytes());
+        format!(r"\\.\pipe\injixo-cloud-link-{}", &hex::encode(digest)[..16])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_state_folder_has_its_own_control_pipe() {
+        let first = StateDir::new("/opt/injixo-cloud-link/state").control_pipe_name();
+        let second = StateDir::new("/opt/injixo-cloud-link-2/state").control_pipe_name();
+        assert!(first.starts_with(r"\\.\pipe\injixo-cloud-link-"), "{first}");
+        assert_eq!(first.len(), r"\\.\pipe\injixo-cloud-link-".len() + 16);
+        assert_ne!(first, second);
+        assert_eq!(
+            StateDir::new("/OPT/Injixo-Cloud-Link/state").control_pipe_name(),
+            first,
+            "case does not matter"
+        );
     }
 }
