@@ -612,6 +612,15 @@ enum ColumnKind {
     /// driver's integer conversion is cheaper than its text one, and no
     /// such value can overflow an i64.
     Integer,
+    /// Binary values written as lower-case hex, as psqlODBC does for bytea
+    /// and as ODBC specifies for binary-to-text; fetched raw because
+    /// MariaDB's driver hands the bytes out as "text" (cut at a NUL).
+    /// `limit` bytes are written whole (hex: twice that in characters).
+    Binary {
+        limit: usize,
+    },
+    /// SQL BIT as `1` or `0` (MariaDB's driver gives a raw 0x01 as text).
+    Bit,
     Timestamp,
     Date,
 }
@@ -626,6 +635,12 @@ impl ColumnKind {
                 max_str_len: limit + 1,
             },
             ColumnKind::Integer => BufferDesc::I64 { nullable: true },
+            ColumnKind::Binary { limit } => BufferDesc::Binary {
+                max_bytes: limit + 1,
+            },
+            // As an integer: MariaDB Connector/ODBC 3.1 answers every
+            // bound SQL_C_BIT value with NULL (measured).
+            ColumnKind::Bit => BufferDesc::I64 { nullable: true },
             ColumnKind::Timestamp => BufferDesc::Timestamp { nullable: true },
             ColumnKind::Date => BufferDesc::Date { nullable: true },
         }
@@ -639,6 +654,8 @@ impl ColumnKind {
                 ColumnKind::Utf8Text { limit } => utf8_buffer_len(limit) + 1,
                 ColumnKind::WideText { limit } => (limit + 2) * 2,
                 ColumnKind::Integer => 8,
+                ColumnKind::Binary { limit } => limit + 1,
+                ColumnKind::Bit => 8,
                 ColumnKind::Timestamp => std::mem::size_of::<Timestamp>(),
                 ColumnKind::Date => 6,
             }
@@ -801,8 +818,8 @@ pub fn read_to_csv(
     // + 1 itself, which is only detectable while our buffer is smaller.
     let cap = limits.max_text_chars.min(conn.max_text_chars).max(1);
     let utf8 = fetches_utf8(conn.kind);
-    // SQLite keeps any value in an INTEGER column ('n/a' too): its text is
-    // the only faithful form there.
+    // SQLite keeps any value in an INTEGER (or BLOB, or BIT) column ('n/a'
+    // too): its text is the only faithful form there.
     let typed_integers = matches!(
         conn.kind,
         DriverKind::PostgreSql | DriverKind::MariaDb | DriverKind::SqlServer
@@ -815,6 +832,17 @@ pub fn read_to_csv(
             DataType::TinyInt | DataType::SmallInt | DataType::Integer if typed_integers => {
                 ColumnKind::Integer
             }
+            DataType::Bit if typed_integers => ColumnKind::Bit,
+            DataType::Binary { length } | DataType::Varbinary { length } if typed_integers => {
+                ColumnKind::Binary {
+                    limit: length
+                        .map_or(cap / 2, |n| n.get())
+                        .clamp(1, (cap / 2).max(1)),
+                }
+            }
+            DataType::LongVarbinary { .. } if typed_integers => ColumnKind::Binary {
+                limit: (cap / 2).max(1),
+            },
             other => {
                 let limit = text_limit(&other, conn.kind, cap);
                 if utf8 {
@@ -912,6 +940,26 @@ pub fn read_to_csv(
                             None => "",
                         }
                     }
+                    ColumnKind::Binary { limit } => {
+                        field.clear();
+                        if let Some(bytes) = view.as_binary().and_then(|b| b.get(row)) {
+                            let bytes = if bytes.len() > limit {
+                                truncated[col] += 1;
+                                &bytes[..limit]
+                            } else {
+                                bytes
+                            };
+                            push_hex(&mut field, bytes);
+                        }
+                        &field
+                    }
+                    ColumnKind::Bit => {
+                        match view.as_nullable_slice::<i64>().and_then(|s| s.get(row)) {
+                            Some(0) => "0",
+                            Some(_) => "1",
+                            None => "",
+                        }
+                    }
                     ColumnKind::Timestamp => {
                         field.clear();
                         if let Some(t) = view
@@ -976,6 +1024,15 @@ fn push_date(out: &mut String, year: i16, month: u16, day: u16) {
     push_two_digits(out, month);
     out.push('-');
     push_two_digits(out, day);
+}
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
 }
 
 fn push_two_digits(out: &mut String, n: u16) {
@@ -1046,7 +1103,9 @@ mod tests {
         push_date(&mut s, -44, 3, 15);
         s.push('|');
         push_two_digits(&mut s, 123);
-        assert_eq!(s, "2026-03-09|0007-12-31|-044-03-15|123");
+        s.push('|');
+        push_hex(&mut s, &[0x00, 0xff, 0x10, 0xab]);
+        assert_eq!(s, "2026-03-09|0007-12-31|-044-03-15|123|00ff10ab");
     }
 
     #[test]
