@@ -131,7 +131,7 @@ fn assert_licenses_current(licenses: &Path, expected: &BTreeSet<String>) {
 }
 
 #[test]
-fn the_crate_set_is_what_the_executable_contains() {
+fn the_crate_set_follows_normal_dependencies_for_each_target() {
     let linux = crates_in_client("x86_64-unknown-linux-gnu");
     let windows = crates_in_client("x86_64-pc-windows-msvc");
     let has =
@@ -379,12 +379,12 @@ fn the_msis_install_one_service_per_instance_and_show_the_pin() {
     for instance in 0..=8 {
         let (file, service, suffix) = match instance {
             0 => (
-                format!("injixo-cloud-link-{VERSION}-windows-x86_64.msi"),
+                format!("injixo-cloud-link-{VERSION}-windows-x86_64-stand-in.msi"),
                 "com.injixo.cloud-link".to_owned(),
                 String::new(),
             ),
             n => (
-                format!("injixo-cloud-link-{VERSION}-windows-x86_64-instance.{n}.msi"),
+                format!("injixo-cloud-link-{VERSION}-windows-x86_64-instance.{n}-stand-in.msi"),
                 format!("com.injixo.cloud-link.instance.{n}"),
                 format!(" (Instance {n})"),
             ),
