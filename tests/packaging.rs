@@ -350,15 +350,22 @@ fn row<'a>(
 }
 
 fn build_msis() -> tempfile::TempDir {
-    let found = Command::new("sh")
-        .args(["-c", "command -v wixl && command -v msiinfo"])
-        .output()
-        .unwrap();
-    assert!(
-        found.status.success(),
-        "wixl and msiinfo are needed to build and check the MSI: run scripts/setup \
-         (Debian packages wixl and msitools)"
-    );
+    for (tool, package) in [
+        ("wixl", "wixl"),
+        ("msiinfo", "msitools"),
+        ("msiextract", "msitools"),
+    ] {
+        let found = Command::new(tool)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        assert!(
+            found.is_ok_and(|s| s.success()),
+            "{tool} is needed to build and check the MSIs: run scripts/setup \
+             (Debian package {package})"
+        );
+    }
     let dist = tempfile::tempdir().unwrap();
     // No --exe: this machine cannot compile for Windows, so build-msi packs
     // a STAND-IN text file as injixo-cloud-link.exe. The tables are real.
