@@ -1,0 +1,275 @@
+//! A full disk under the state folder: the client logs it once, pauses the
+//! CSV import, corrupts nothing (state files parse, the ledger has whole
+//! lines, the spool holds only whole items), and resumes by itself when
+//! space returns; every file then arrives exactly once, also across a
+//! restart.
+//!
+//! The state folder is a tiny tmpfs mounted for the test (the tests run as
+//! root, as CI does); the log stays on the ordinary disk so that it can be
+//! read (see the report: a log on the full disk loses its lines, with one
+//! message on stderr).
+
+mod corpus;
+mod support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use corpus::*;
+use injixo_cloud_link::csv::Ledger;
+use serde_json::{json, Value};
+use support::emulator::Emulator;
+use support::*;
+
+/// A tmpfs of `size` mounted on `path`, unmounted when dropped (after the
+/// client, which is declared later and so dropped first).
+struct Tmpfs {
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(path: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(path).unwrap();
+        let status = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(path)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "cannot mount a tmpfs on {} (this test needs root, as CI has)",
+            path.display()
+        );
+        Tmpfs {
+            path: path.to_owned(),
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            let unmounted = Command::new("umount").arg(&self.path).status();
+            if unmounted.is_ok_and(|s| s.success()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// Appends to `path` until the file system is full; returns the error.
+fn fill(path: &Path) -> std::io::Error {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    let chunk = vec![0x5a; 4096];
+    loop {
+        if let Err(e) = file.write_all(&chunk).and_then(|()| file.sync_all()) {
+            assert_eq!(e.kind(), std::io::ErrorKind::StorageFull, "{e}");
+            return e;
+        }
+    }
+}
+
+/// Text that gzip cannot shrink much: hex of a simple PRNG.
+fn incompressible_csv(seed: u64, bytes: usize) -> Vec<u8> {
+    let mut out = format!("Queue;Payload\n{seed};").into_bytes();
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    while out.len() < bytes {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(format!("{x:016x}").as_bytes());
+        if out.len() % 1024 < 16 {
+            out.extend_from_slice(format!("\n{seed};").as_bytes());
+        }
+    }
+    out.push(b'\n');
+    out
+}
+
+#[test]
+fn a_ledger_append_on_a_full_disk_leaves_no_partial_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let _tmpfs = Tmpfs::mount(dir.path(), "256k");
+    let (mut ledger, _) = Ledger::open_in(dir.path()).unwrap();
+    let sha = |n: u32| format!("{n:064x}");
+    let at = chrono::Utc::now();
+    // The ledger gets its first page; then the disk fills.
+    ledger
+        .record_imported(&sha(0), "f0.csv", "imp", at)
+        .unwrap();
+    fill(&dir.path().join("filler"));
+    // Fill the ledger's last page until an append fails: on tmpfs the line
+    // that crosses into a new page is written in part, then ENOSPC.
+    let mut recorded = 1;
+    let error = loop {
+        match ledger.record_imported(&sha(recorded), &format!("f{recorded}.csv"), "imp", at) {
+            Ok(_) => recorded += 1,
+            Err(e) => break e,
+        }
+        assert!(recorded < 100_000, "the disk never filled");
+    };
+    assert!(
+        error.to_string().contains("No space left on device"),
+        "{error}"
+    );
+    let text = std::fs::read_to_string(ledger.path()).unwrap();
+    let tail = &text[text.len().saturating_sub(80)..];
+    assert!(text.ends_with('\n'), "a partial line is left: {tail:?}");
+    assert_eq!(text.lines().count() as u32, recorded);
+
+    // Space returns: the next appends are whole, and all read back.
+    std::fs::remove_file(dir.path().join("filler")).unwrap();
+    ledger
+        .record_imported(&sha(recorded), "again.csv", "imp", at)
+        .unwrap();
+    drop(ledger);
+    let (ledger, warnings) = Ledger::open_in(dir.path()).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(ledger.imported_count() as u32, recorded + 1);
+}
+
+/// Every JSON file of the state folder parses, every ledger line parses,
+/// and the spool holds whole items only: each sidecar parses and has its
+/// data file of the size it names, and nothing else is there.
+fn assert_state_intact(state: &Path) {
+    for entry in std::fs::read_dir(state).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".json") {
+            let text = std::fs::read(&path).unwrap();
+            serde_json::from_slice::<Value>(&text)
+                .unwrap_or_else(|e| panic!("{name} does not parse: {e}"));
+        }
+        if name == Ledger::FILE_NAME {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                text.is_empty() || text.ends_with('\n'),
+                "ledger ends in a cut line"
+            );
+            for line in text.lines() {
+                serde_json::from_str::<Value>(line)
+                    .unwrap_or_else(|e| panic!("ledger line {line:?}: {e}"));
+            }
+        }
+    }
+    let spool = state.join("spool");
+    for entry in std::fs::read_dir(&spool).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if let Some(id) = name.strip_suffix(".json") {
+            let item: Value = serde_json::from_slice(&std::fs::read(&path).unwrap())
+                .unwrap_or_else(|e| panic!("sidecar {name}: {e}"));
+            let data = spool.join(format!("{id}.gz"));
+            let size = std::fs::metadata(&data)
+                .unwrap_or_else(|e| panic!("{id}.gz of a committed item: {e}"))
+                .len();
+            assert_eq!(Some(size), item["size"].as_u64(), "{id}.gz is whole");
+        } else if let Some(id) = name.strip_suffix(".gz") {
+            assert!(
+                spool.join(format!("{id}.json")).exists(),
+                "{name}: data of an uncommitted item left in the spool"
+            );
+        } else {
+            panic!("{name}: a temporary file left in the spool");
+        }
+    }
+}
+
+#[test]
+fn a_full_state_disk_pauses_the_import_corrupts_nothing_and_everything_arrives_once() {
+    let cloud = Emulator::start(&[]);
+    let install = csv_install(&cloud.url, "");
+    let state = install.path().join("state");
+    let _tmpfs = Tmpfs::mount(&state, "2m");
+    let filler = state.join("filler");
+    let import = import_dir(&install);
+    let client = link(&install, &cloud, run_command(&install));
+
+    let first = good_csv("before the disk filled");
+    drop_file(&import, "first.csv", &first);
+    wait_for_imports(&cloud, 1);
+
+    // An item that is spooled, then the disk fills while it is uploaded: it
+    // is delivered all the same. (Whether the ledger can record it at once
+    // depends on free room in the ledger's last page and on the pages the
+    // delivered item gives back, so the test does not insist on either.)
+    let slow =
+        json!({"path_prefix": "/api/cloud-link/v1/uploads", "mode": "delay", "delay_ms": 3000});
+    cloud.add_fault(slow);
+    let during = good_csv("in upload when the disk filled");
+    drop_file(&import, "during.csv", &during);
+    wait_for("during.csv in the spool", Duration::from_secs(20), || {
+        (install.spooled_files() == 1).then_some(())
+    });
+    fill(&filler);
+    cloud.clear_faults();
+    wait_for_imports(&cloud, 2);
+    install.wait_for_log("uploaded during.csv", Duration::from_secs(10));
+    fill(&filler); // the delivered item's space was given back
+
+    // New files while the disk is full: nothing is spooled, the import pauses.
+    let later: Vec<Vec<u8>> = (0..4).map(|n| incompressible_csv(n, 300_000)).collect();
+    for (n, content) in later.iter().enumerate() {
+        drop_file(&import, &format!("later-{n}.csv"), content);
+    }
+    let log = install.wait_for_log("the disk of the spool is full", Duration::from_secs(30));
+    assert!(log.contains("No space left on device"), "{log}");
+    std::thread::sleep(Duration::from_secs(12)); // two retries
+    let log = install.read_log();
+    assert_eq!(
+        lines_with(&log, "the disk of the spool is full").len(),
+        1,
+        "{log}"
+    );
+    assert_eq!(cloud.imports().len(), 2);
+    let status = install.output(&["status", "--json"]);
+    let status: Value = serde_json::from_slice(&status.stdout).expect("status --json");
+    assert_eq!(
+        status["importers"]["csv"]["state"], "paused: disk full",
+        "{status}"
+    );
+    assert_state_intact(&state);
+
+    // Space returns: the import resumes by itself and everything arrives once.
+    std::fs::remove_file(&filler).unwrap();
+    let imports = wait_for_imports(&cloud, 2 + later.len());
+    for content in later.iter().chain([&first, &during]) {
+        assert!(imports.contains_key(&sha256_hex(content)));
+    }
+    let log = install.wait_for_log("CSV import resumes", Duration::from_secs(10));
+    assert_eq!(lines_with(&log, "CSV import resumes").len(), 1, "{log}");
+    assert_no_crash(&log);
+    assert_state_intact(&state);
+    let (status, _) = client.terminate(Duration::from_secs(20));
+    assert!(status.success());
+
+    // After a restart nothing is read or sent again: the ledger is whole.
+    let client = ClientProcess::spawn(run_command(&install));
+    let started = format!("starting (pid {})", client.pid());
+    install.wait_for_log(&started, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(6));
+    let log = install.read_log();
+    let after_restart = &log[log.find(&started).unwrap()..];
+    assert!(after_restart.contains("watching"), "{after_restart}");
+    assert!(
+        lines_with(after_restart, "uploaded").is_empty(),
+        "{after_restart}"
+    );
+    assert!(!after_restart.contains("CSV ledger"), "{after_restart}");
+    assert_eq!(cloud.imports().len(), 2 + later.len());
+    assert_no_duplicates(&cloud);
+}
