@@ -67,7 +67,7 @@ fn mask_secret(line: &str) -> String {
 /// A misspelt secret key (`pasword`) still holds the secret.
 fn looks_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    ["pass", "pwd", "secret", "connection", "token"]
+    ["pass", "word", "pwd", "secret", "connection", "token"]
         .iter()
         .any(|part| key.contains(part))
 }
