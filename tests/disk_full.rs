@@ -291,6 +291,10 @@ fn a_full_state_disk_pauses_the_import_corrupts_nothing_and_everything_arrives_o
         lines_with(after_restart, "uploaded").is_empty(),
         "{after_restart}"
     );
+    assert!(
+        lines_with(after_restart, "already in the cloud").is_empty(),
+        "{after_restart}"
+    );
     assert!(!after_restart.contains("CSV ledger"), "{after_restart}");
     assert_eq!(cloud.imports().len(), 2 + later.len());
     assert_no_duplicates(&cloud);
