@@ -299,3 +299,98 @@ fn a_full_state_disk_pauses_the_import_corrupts_nothing_and_everything_arrives_o
     assert_eq!(cloud.imports().len(), 2 + later.len());
     assert_no_duplicates(&cloud);
 }
+
+#[test]
+fn a_full_state_disk_holds_back_the_database_import_until_space_returns() {
+    use support::db::{drop_table_quietly, psql, rows_in_cloud};
+    struct Table(String);
+    impl Drop for Table {
+        fn drop(&mut self) {
+            drop_table_quietly(&self.0);
+        }
+    }
+    let table = Table(format!("icl_diskfull_{}", std::process::id()));
+    psql(&format!(
+        "DROP TABLE IF EXISTS {t}; CREATE TABLE {t} (queue_id text, queue_name text, \
+         ts timestamp, offered int, answered int, aht int, channel text)",
+        t = table.0
+    ));
+    let cloud = Emulator::start(&[]);
+    let (status, body) = cloud.post(
+        "/_emulator/integrations",
+        &json!({
+            "name": "ACD database", "kind": "database",
+            "database": {
+                "connection_string": "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=5432;Database=test;Uid=postgres;",
+                "time_zone": "UTC",
+                "imports": [{
+                    "id": "interval", "type": "interval", "every_seconds": 5,
+                    "reconcile_hours": 1, "backfill_days": 1,
+                    "query": format!(
+                        "SELECT queue_id AS queueidentifier, queue_name AS queuename, ts AS timestamp, \
+                         offered, answered, aht AS handlingtime, channel FROM {} \
+                         WHERE ts >= ? AND ts < ? ORDER BY ts, queue_id", table.0)
+                }]
+            }
+        }),
+    );
+    assert_eq!(status, 201, "{body}");
+    let integration = body["id"].as_str().unwrap().to_owned();
+    let install = InstallDir::new();
+    install.write_config(&format!(
+        "[app]\nverbose = true\n[cloud]\nurl = \"{}\"\n",
+        cloud.url
+    ));
+    let state = install.path().join("state");
+    let _tmpfs = Tmpfs::mount(&state, "2m");
+    let _client = install.run_paired(&cloud, &integration);
+    install.wait_for_log("import interval: 0 row(s)", ARRIVE);
+
+    fill(&state.join("filler"));
+    // Rows of the last hour, wide enough not to fit in what a page leaves.
+    psql(&format!(
+        "INSERT INTO {t} SELECT 'q' || q, repeat('Queue ' || q || ' é ', 200), ts, q, q, 100 + q, 'calls' \
+         FROM generate_series(1, 20) q, generate_series(date_trunc('hour', now() AT TIME ZONE 'UTC') \
+         - interval '1 hour', date_trunc('hour', now() AT TIME ZONE 'UTC') - interval '15 minutes', \
+         interval '15 minutes') ts",
+        t = table.0
+    ));
+    let log = install.wait_for_log("No space left on device", ARRIVE);
+    let line = lines_with(&log, "No space left on device");
+    assert!(
+        line[0].contains("import interval: could not write the query result")
+            && line[0].contains("check free disk space in the state folder")
+            && line[0].contains("; retrying in "),
+        "{}",
+        line[0]
+    );
+    std::thread::sleep(Duration::from_secs(8));
+    let log = install.read_log();
+    assert_eq!(
+        lines_with(&log, "No space left on device").len(),
+        1,
+        "{log}"
+    );
+    assert!(rows_in_cloud(&cloud).is_empty(), "nothing arrived");
+    assert_state_intact(&state);
+
+    std::fs::remove_file(state.join("filler")).unwrap();
+    let rows = wait_for("the rows in the cloud", ARRIVE, || {
+        let rows = rows_in_cloud(&cloud);
+        (rows.len() >= 80).then_some(rows)
+    });
+    assert_eq!(rows.len(), 80);
+    // Exactly once: no data line is in two imports.
+    let mut lines = 0;
+    for import in cloud.imports() {
+        let content = cloud.import_content(import["import_id"].as_str().unwrap());
+        lines += String::from_utf8(content).unwrap().lines().skip(1).count();
+    }
+    assert_eq!(lines, 80, "a row was imported twice");
+    let log = install.wait_for_log(
+        "import interval reads the database again",
+        Duration::from_secs(10),
+    );
+    assert_no_crash(&log);
+    assert_state_intact(&state);
+}
