@@ -394,3 +394,68 @@ fn a_full_state_disk_holds_back_the_database_import_until_space_returns() {
     assert_no_crash(&log);
     assert_state_intact(&state);
 }
+
+/// The whole install folder on the full disk, the log included (the import
+/// folder is elsewhere, as a share would be): the same pause and resume,
+/// and the log lines written while the disk was full reach the log once
+/// there is room (they wait in the log writer's buffer).
+#[test]
+fn a_full_install_disk_with_the_log_on_it_loses_nothing() {
+    let cloud = Emulator::start(&[]);
+    let install = InstallDir::new();
+    let _tmpfs = Tmpfs::mount(install.path(), "3m");
+    let import = tempfile::tempdir().unwrap();
+    install.write_config(&format!(
+        "[app]\nimportDirectory = '{}'\n[cloud]\nurl = \"{}\"\n[csv]\nsettleSeconds = 1\n",
+        import.path().display(),
+        cloud.url
+    ));
+    let mut command = install.command(&["run"]);
+    command.stdout(std::process::Stdio::null());
+    command.stderr(std::process::Stdio::piped());
+    let client = link(&install, &cloud, command);
+    let filler = install.path().join("filler");
+
+    // tmpfs gives space by the page: pad the log's last page full (a blank
+    // line), so that the next log line needs space the disk does not have.
+    let log_path = install.log_path();
+    let length = std::fs::metadata(&log_path).unwrap().len();
+    let mut blank = vec![b' '; ((4096 - (length + 1) % 4096) % 4096) as usize];
+    blank.push(b'\n');
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log_path)
+        .unwrap();
+    file.write_all(&blank).unwrap();
+    drop(file);
+    fill(&filler);
+    let files: Vec<Vec<u8>> = (10..13).map(|n| incompressible_csv(n, 300_000)).collect();
+    for (n, content) in files.iter().enumerate() {
+        drop_file(import.path(), &format!("late-{n}.csv"), content);
+    }
+    std::thread::sleep(Duration::from_secs(15));
+    assert!(cloud.imports().is_empty(), "nothing could be spooled");
+    assert_state_intact(&install.path().join("state"));
+
+    std::fs::remove_file(&filler).unwrap();
+    let imports = wait_for_imports(&cloud, files.len());
+    for content in &files {
+        assert!(imports.contains_key(&sha256_hex(content)));
+    }
+    let log = install.wait_for_log("CSV import resumes", Duration::from_secs(20));
+    assert_eq!(
+        lines_with(&log, "the disk of the spool is full").len(),
+        1,
+        "{log}"
+    );
+    assert_no_crash(&log);
+    let (status, stderr) = client.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{stderr}");
+    assert_eq!(
+        lines_with(&stderr, "cannot write the log file").len(),
+        1,
+        "one notice on stderr (the journal of a service): {stderr}"
+    );
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert_no_duplicates(&cloud);
+}
