@@ -47,15 +47,23 @@ struct Counters {
 /// The hostile server; it runs until the test process ends.
 struct HostileCloud {
     url: String,
-    plan: Arc<Mutex<Option<(Hostile, usize)>>>,
+    plan: Arc<Mutex<Option<Plan>>>,
     counters: Arc<Counters>,
+}
+
+/// The next `left` requests whose request line starts with `request`
+/// get `hostile`.
+struct Plan {
+    request: String,
+    hostile: Hostile,
+    left: usize,
 }
 
 impl HostileCloud {
     fn start(upstream_port: u16) -> HostileCloud {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-        let plan: Arc<Mutex<Option<(Hostile, usize)>>> = Arc::default();
+        let plan: Arc<Mutex<Option<Plan>>> = Arc::default();
         let counters: Arc<Counters> = Arc::default();
         let (p, c) = (plan.clone(), counters.clone());
         std::thread::spawn(move || {
@@ -75,7 +83,17 @@ impl HostileCloud {
 
     /// The next `times` upload requests get `hostile`.
     fn arm(&self, hostile: Hostile, times: usize) {
-        *self.plan.lock().unwrap() = Some((hostile, times));
+        self.arm_for(&format!("POST {UPLOADS} "), hostile, times);
+    }
+
+    /// The next `times` requests whose request line starts with `request`
+    /// (`"POST /path "`) get `hostile`.
+    fn arm_for(&self, request: &str, hostile: Hostile, times: usize) {
+        *self.plan.lock().unwrap() = Some(Plan {
+            request: request.to_owned(),
+            hostile,
+            left: times,
+        });
     }
 
     fn hostile_answers(&self) -> usize {
@@ -88,7 +106,7 @@ impl HostileCloud {
 fn serve(
     stream: TcpStream,
     upstream_port: u16,
-    plan: &Mutex<Option<(Hostile, usize)>>,
+    plan: &Mutex<Option<Plan>>,
     counters: &Counters,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -113,13 +131,12 @@ fn serve(
     let mut body = vec![0; content_length];
     reader.read_exact(&mut body)?;
     let request_line = head.first().cloned().unwrap_or_default();
-    let is_upload = request_line.starts_with(&format!("POST {UPLOADS} "));
     let hostile = {
         let mut plan = plan.lock().unwrap();
         match plan.as_mut() {
-            Some((hostile, left)) if is_upload && *left > 0 => {
-                *left -= 1;
-                Some(*hostile)
+            Some(plan) if request_line.starts_with(&plan.request) && plan.left > 0 => {
+                plan.left -= 1;
+                Some(plan.hostile)
             }
             _ => None,
         }
@@ -333,4 +350,27 @@ fn a_redirect_to_plain_http_is_not_followed() {
 #[test]
 fn a_slowloris_answer_times_out_and_is_retried() {
     survives(Hostile::Slowloris, 1, "no complete answer from 127.0.0.1:");
+}
+
+#[test]
+fn a_captive_portal_at_pairing_is_named_and_pairing_goes_ahead_after_it() {
+    let cloud = Emulator::start(&[]);
+    let hostile = HostileCloud::start(cloud.port());
+    hostile.arm_for(
+        "POST /api/cloud-link/v1/oauth/device_authorization ",
+        Hostile::HtmlPage,
+        3,
+    );
+    let install = csv_install(&hostile.url, "");
+    // link() waits for the PIN, which only comes once the portal is gone.
+    let _client = link(&install, &cloud, run_command(&install));
+    assert_eq!(hostile.hostile_answers(), 3);
+    let content = good_csv("after the portal");
+    drop_file(&import_dir(&install), "good.csv", &content);
+    let imports = wait_for_imports(&cloud, 1);
+    assert!(imports.contains_key(&sha256_hex(&content)));
+    let log = install.read_log();
+    let failures = lines_with(&log, "(the answer is text/html; charset=utf-8, not JSON");
+    assert_eq!(failures.len(), 1, "one line for three failures:\n{log}");
+    assert_no_crash(&log);
 }
