@@ -463,10 +463,9 @@ impl FolderWatchActor {
         {
             info!("{name} could be read this time");
         }
-        if !matches!(
-            outcome,
-            Outcome::DiskFull { .. } | Outcome::SpoolFull { .. }
-        ) && std::mem::take(&mut self.disk_full_reported)
+        // Only a file written whole into the spool proves there is room.
+        if matches!(outcome, Outcome::Spooled(_) | Outcome::Duplicate { .. })
+            && std::mem::take(&mut self.disk_full_reported)
         {
             info!("the spool's disk has room again; CSV import resumes");
             self.set_state("watching", None);
