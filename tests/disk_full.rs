@@ -459,3 +459,45 @@ fn a_full_install_disk_with_the_log_on_it_loses_nothing() {
     assert!(stderr.contains("No space left on device"), "{stderr}");
     assert_no_duplicates(&cloud);
 }
+
+/// The cloud rotates the refresh token at each refresh; credentials that a
+/// full disk kept from being saved are saved once there is room, so a
+/// restart after that finds the link instead of needing a new PIN.
+#[test]
+fn credentials_refreshed_on_a_full_disk_are_saved_when_space_returns() {
+    // Tokens live 20 s: refreshed every 16 s.
+    let cloud = Emulator::start(&["--token-ttl", "20"]);
+    let install = csv_install(&cloud.url, "");
+    let state = install.path().join("state");
+    let _tmpfs = Tmpfs::mount(&state, "2m");
+    let client = link(&install, &cloud, run_command(&install));
+    let filler = state.join("filler");
+    fill(&filler);
+    install.wait_for_log("cannot save the credentials", Duration::from_secs(40));
+    std::fs::remove_file(&filler).unwrap();
+    let log = install.wait_for_log(
+        "saved the credentials: the state folder can be written again",
+        Duration::from_secs(15),
+    );
+    assert_eq!(
+        lines_with(&log, "cannot save the credentials").len(),
+        1,
+        "{log}"
+    );
+    assert_state_intact(&state);
+
+    // A restart at once, before the next refresh: still linked.
+    let (status, _) = client.terminate(Duration::from_secs(20));
+    assert!(status.success());
+    let client = ClientProcess::spawn(run_command(&install));
+    let started = format!("starting (pid {})", client.pid());
+    install.wait_for_log(&started, Duration::from_secs(20));
+    let content = good_csv("after the restart");
+    drop_file(&import_dir(&install), "after.csv", &content);
+    let imports = wait_for_imports(&cloud, 1);
+    assert!(imports.contains_key(&sha256_hex(&content)));
+    let log = install.read_log();
+    let after_restart = &log[log.find(&started).unwrap()..];
+    assert!(!after_restart.contains("Enter your pin"), "{after_restart}");
+    assert_no_crash(&log);
+}
