@@ -67,6 +67,17 @@ impl Drop for Tmpfs {
     }
 }
 
+/// Stops `client` (it must exit cleanly) and starts it again; returns the
+/// new process and the log text that marks its start.
+fn restart(install: &InstallDir, client: ClientProcess) -> (ClientProcess, String) {
+    let (status, stderr) = client.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{stderr}");
+    let client = ClientProcess::spawn(run_command(install));
+    let started = format!("starting (pid {})", client.pid());
+    install.wait_for_log(&started, Duration::from_secs(20));
+    (client, started)
+}
+
 /// Appends to `path` until the file system is full; returns the error.
 fn fill(path: &Path) -> std::io::Error {
     let mut file = std::fs::OpenOptions::new()
@@ -276,13 +287,9 @@ fn a_full_state_disk_pauses_the_import_corrupts_nothing_and_everything_arrives_o
     assert_eq!(lines_with(&log, "CSV import resumes").len(), 1, "{log}");
     assert_no_crash(&log);
     assert_state_intact(&state);
-    let (status, _) = client.terminate(Duration::from_secs(20));
-    assert!(status.success());
 
     // After a restart nothing is read or sent again: the ledger is whole.
-    let client = ClientProcess::spawn(run_command(&install));
-    let started = format!("starting (pid {})", client.pid());
-    install.wait_for_log(&started, Duration::from_secs(20));
+    let (_client, started) = restart(&install, client);
     std::thread::sleep(Duration::from_secs(6));
     let log = install.read_log();
     let after_restart = &log[log.find(&started).unwrap()..];
@@ -487,11 +494,7 @@ fn credentials_refreshed_on_a_full_disk_are_saved_when_space_returns() {
     assert_state_intact(&state);
 
     // A restart at once, before the next refresh: still linked.
-    let (status, _) = client.terminate(Duration::from_secs(20));
-    assert!(status.success());
-    let client = ClientProcess::spawn(run_command(&install));
-    let started = format!("starting (pid {})", client.pid());
-    install.wait_for_log(&started, Duration::from_secs(20));
+    let (_client, started) = restart(&install, client);
     let content = good_csv("after the restart");
     drop_file(&import_dir(&install), "after.csv", &content);
     let imports = wait_for_imports(&cloud, 1);
