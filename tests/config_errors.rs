@@ -157,3 +157,61 @@ fn missing_file_means_defaults() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("not found: all defaults"));
 }
+
+#[test]
+fn every_key_with_a_value_of_the_wrong_type_is_named() {
+    for (config, message) in [
+        ("[app]\nname = 42\n", "`name` in [app] must be text in quotes, but it is the number 42"),
+        ("[app]\nimportDirectory = true\n", "`importDirectory` in [app] must be text in quotes, but it is true"),
+        ("[app]\nverbose = 1\n", "`verbose` in [app] must be true or false, but it is the number 1"),
+        ("[cloud]\nurl = [\"https://x\"]\n", "`url` in [cloud] must be text in quotes, but it is a list"),
+        ("[log]\nkeepDays = 1.5\n", "`keepDays` in [log] must be a whole number from 1 to 36500, but it is the number 1.5"),
+        ("[spool]\nmaxBytes = true\n", "`maxBytes` in [spool] must be a size such as 10737418240 or \"10 GiB\" (at least 1 MiB), but it is true"),
+        ("[csv]\npoll = \"yes\"\n", "`poll` in [csv] must be true or false, but it is the text \"yes\""),
+        ("[csv]\nsettleSeconds = \"2\"\n", "`settleSeconds` in [csv] must be a whole number from 0 to 3600, but it is the text \"2\""),
+        ("[csv]\nmaxBytes = 1979-05-27\n", "`maxBytes` in [csv] must be a size such as 10737418240 or \"10 GiB\" (at least 1 MiB), but it is the date 1979-05-27"),
+        ("[csv]\nafterImport = 1\n", "`afterImport` in [csv] must be text in quotes, but it is the number 1"),
+        ("[database]\nconnectionString = 5\n", "`connectionString` in [database] must be text in quotes, but it is a number"),
+        ("[database]\nuid = { a = 1 }\n", "`uid` in [database] must be text in quotes, but it is a table"),
+        ("app = 5\n", "`app` must be a section, written [app] on a line of its own"),
+        ("[[csv]]\npoll = true\n", "`csv` must be a section, written [csv] on a line of its own"),
+    ] {
+        assert_rejected(config, &[message]);
+    }
+}
+
+#[test]
+fn a_password_is_never_shown_even_when_its_line_is_wrong() {
+    for (config, message) in [
+        (
+            "[database]\npassword = 12345678\n",
+            "`password` in [database] must be text in quotes, but it is a number",
+        ),
+        (
+            "[database]\npassword = \"12345678\" x\n",
+            "TOML syntax error",
+        ),
+        (
+            "[database]\nconnectionString = \"Driver=x;Pwd=12345678\" x\n",
+            "TOML syntax error",
+        ),
+    ] {
+        let install = InstallDir::new();
+        install.write_config(config);
+        let check = install.output(&["check-config"]);
+        let run = install.output(&["run"]);
+        let shown = format!(
+            "{}{}{}",
+            String::from_utf8_lossy(&check.stderr),
+            String::from_utf8_lossy(&run.stderr),
+            install.read_log()
+        );
+        assert_eq!(check.status.code(), Some(EX_CONFIG), "{shown}");
+        assert!(shown.contains(message), "{message:?} in {shown}");
+        assert!(shown.contains("= ***"), "{shown}");
+        assert!(
+            !shown.contains("12345678"),
+            "the password is shown: {shown}"
+        );
+    }
+}

@@ -64,6 +64,11 @@ enum Outcome {
         used: u64,
         budget: u64,
     },
+    /// The disk (or quota) of the spool is full: nothing was spooled, the
+    /// file is tried again once there is room.
+    DiskFull {
+        error: String,
+    },
     Failed {
         error: String,
     },
@@ -83,6 +88,20 @@ pub struct FolderWatchActor {
     queued: HashSet<PathBuf>,
     busy: bool,
     paused_for_room: bool,
+    /// Waiting before the next try after the disk was full.
+    paused_for_disk: bool,
+    /// The disk-full warning was logged and no file was spooled since.
+    disk_full_reported: bool,
+    /// Paths matching the pattern that are not importable as they are (a
+    /// folder, a pipe, a symbolic link loop), with the reason logged, so each
+    /// is logged once until it changes.
+    not_importable: HashMap<PathBuf, String>,
+    /// Files whose last read failed, with the error logged: a repeat of the
+    /// same error every scan is not logged again.
+    failing: HashMap<PathBuf, String>,
+    /// Confirmed imports the ledger could not record (a full disk): written
+    /// when it works again, so a restart does not upload them again.
+    unrecorded: Vec<Unrecorded>,
     folder_missing_warned: bool,
     rescan: Option<SpawnHandle>,
 }
@@ -102,6 +121,11 @@ impl FolderWatchActor {
             queued: HashSet::new(),
             busy: false,
             paused_for_room: false,
+            paused_for_disk: false,
+            disk_full_reported: false,
+            not_importable: HashMap::new(),
+            failing: HashMap::new(),
+            unrecorded: Vec::new(),
             folder_missing_warned: false,
             rescan: None,
         }
@@ -289,6 +313,20 @@ impl FolderWatchActor {
         }
         // Forget settling state of files that are gone.
         self.handled.retain(|path, _| path.exists());
+        self.not_importable
+            .retain(|path, _| path.symlink_metadata().is_ok());
+        self.failing
+            .retain(|path, _| path.symlink_metadata().is_ok());
+        self.record_unrecorded();
+    }
+
+    /// Logs once (until the reason changes) why a path that matches the
+    /// pattern is not imported.
+    fn not_importable(&mut self, path: &Path, name: &str, reason: String) {
+        if self.not_importable.get(path) != Some(&reason) {
+            warn!("not importing {name}: {reason}; it is looked at again when it changes");
+            self.not_importable.insert(path.to_owned(), reason);
+        }
     }
 
     /// Looks at one path: is it ours to import, and is it stable yet?
@@ -305,13 +343,37 @@ impl FolderWatchActor {
         if !pattern.selects(name) {
             return;
         }
-        // Follows symbolic links; a loop or a dangling link is skipped.
-        let Ok(meta) = std::fs::metadata(&path) else {
-            self.settling.forget(&path);
-            return;
+        let name = name.to_owned();
+        // Follows symbolic links.
+        let meta = match std::fs::metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if path.symlink_metadata().is_ok() {
+                    self.settling.forget(&path);
+                    let reason = "it is a symbolic link to a file that does not exist".into();
+                    self.not_importable(&path, &name, reason);
+                } else if self.settling.vanished(&path) {
+                    info!("{name} was removed before it was imported; nothing to import");
+                }
+                return;
+            }
+            Err(e) => {
+                // A symbolic link loop, or a folder on the way we may not enter.
+                self.settling.forget(&path);
+                self.not_importable(&path, &name, format!("cannot look at it: {e}"));
+                return;
+            }
         };
         if !meta.is_file() {
+            let reason = format!(
+                "it is {}, not a file",
+                describe_file_type(&meta.file_type())
+            );
+            self.not_importable(&path, &name, reason);
             return;
+        }
+        if self.not_importable.remove(&path).is_some() {
+            info!("{name} is a file now; it is imported once it is stable");
         }
         let observation = Observation {
             size: meta.len(),
@@ -351,7 +413,7 @@ impl FolderWatchActor {
     }
 
     fn process_next(&mut self, ctx: &mut Context<Self>) {
-        if self.busy || self.paused_for_room {
+        if self.busy || self.paused_for_room || self.paused_for_disk {
             return;
         }
         let Some(path) = self.queue.pop_front() else {
@@ -396,12 +458,33 @@ impl FolderWatchActor {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        if !matches!(outcome, Outcome::Failed { .. } | Outcome::DiskFull { .. })
+            && self.failing.remove(&path).is_some()
+        {
+            info!("{name} could be read this time");
+        }
+        // Only a file written whole into the spool proves there is room.
+        if matches!(outcome, Outcome::Spooled(_) | Outcome::Duplicate { .. })
+            && std::mem::take(&mut self.disk_full_reported)
+        {
+            info!("the spool's disk has room again; CSV import resumes");
+            self.set_state("watching", None);
+            self.record_unrecorded();
+        }
         match outcome {
             Outcome::Spooled(item) => {
                 if let Some(o) = observation {
                     self.handled.insert(path, o);
                 }
                 debug!("spooled {name} as item {}", item.id);
+                if item.metadata.get("counts_complete") == Some(&false.into()) {
+                    warn!(
+                        "{name} has a record longer than {} MiB (an unbalanced quote, or no \
+                         line breaks): it is uploaded whole, but its rows and columns are \
+                         counted only up to there",
+                        crate::csv::MAX_RECORD_BYTES >> 20
+                    );
+                }
                 if let Some(uploader) = self.settings.uploader.get() {
                     uploader.do_send(Enqueued(*item));
                 }
@@ -424,6 +507,10 @@ impl FolderWatchActor {
                 }
                 warn!("not importing {name}: {detail}; it is tried again when the file changes");
             }
+            Outcome::Changed if path.symlink_metadata().is_err() => {
+                self.settling.forget(&path);
+                info!("{name} was removed while it was being read; nothing to import");
+            }
             Outcome::Changed => {
                 debug!("{name} changed while it was read; waiting for it to settle");
                 self.settling.forget(&path);
@@ -445,14 +532,54 @@ impl FolderWatchActor {
                 self.queue.push_front(path);
                 ctx.run_later(ROOM_CHECK_EVERY, |act, ctx| act.check_room(ctx));
             }
+            Outcome::DiskFull { error } => {
+                if !self.disk_full_reported {
+                    warn!(
+                        "the disk of the spool is full ({error}); CSV import pauses and tries \
+                         {name} again every {} s until there is room",
+                        ROOM_CHECK_EVERY.as_secs()
+                    );
+                    self.disk_full_reported = true;
+                }
+                self.paused_for_disk = true;
+                self.set_state("paused: disk full", Some(error));
+                self.queued.insert(path.clone());
+                self.queue.push_front(path);
+                ctx.run_later(ROOM_CHECK_EVERY, |act, ctx| {
+                    act.paused_for_disk = false;
+                    act.process_next(ctx);
+                });
+            }
             Outcome::Failed { error } => {
-                warn!(
-                    "cannot import {name}: {error}; trying again in {} s",
-                    RESCAN_EVERY.as_secs()
-                );
+                if self.failing.get(&path) == Some(&error) {
+                    debug!("still cannot import {name}: {error}");
+                } else {
+                    warn!(
+                        "cannot import {name}: {error}; trying again every {} s \
+                         (logged again only if the error changes)",
+                        RESCAN_EVERY.as_secs()
+                    );
+                }
+                self.failing.insert(path.clone(), error.clone());
                 self.settling.forget(&path);
                 self.set_state("watching", Some(format!("{name}: {error}")));
             }
+        }
+    }
+
+    /// Writes the ledger entries a full disk kept out, oldest first.
+    fn record_unrecorded(&mut self) {
+        let Some(ledger) = &self.ledger else {
+            return;
+        };
+        let mut ledger = lock(ledger);
+        while let Some(entry) = self.unrecorded.first() {
+            if let Err(e) = entry.record(&mut ledger) {
+                debug!("still cannot record {} as imported: {e}", entry.file_name);
+                return;
+            }
+            info!("recorded {} as imported in the CSV ledger", entry.file_name);
+            self.unrecorded.remove(0);
         }
     }
 
@@ -479,26 +606,31 @@ impl FolderWatchActor {
         let source = source_file(item);
         match delivery {
             Delivery::Committed { import_id, .. } => {
-                {
-                    let mut ledger = lock(ledger);
-                    let recorded = ledger
-                        .record_imported(
-                            &item.idempotency_key,
-                            &item.file_name,
-                            import_id,
-                            Utc::now(),
-                        )
-                        .and_then(|_| match &source {
-                            Some((path, size, mtime)) => {
-                                ledger.record_version(&path.to_string_lossy(), *size, *mtime)
-                            }
-                            None => Ok(()),
-                        });
-                    if let Err(e) = recorded {
-                        // The cloud deduplicates by key: a lost entry only
-                        // costs a re-upload after a restart.
-                        warn!("cannot record {} as imported: {e}", item.file_name);
-                    }
+                let entry = Unrecorded {
+                    sha256: item.idempotency_key.clone(),
+                    file_name: item.file_name.clone(),
+                    import_id: import_id.clone(),
+                    at: Utc::now(),
+                    source: source.clone(),
+                };
+                let recorded = if self.unrecorded.is_empty() {
+                    entry.record(&mut lock(ledger))
+                } else {
+                    Err(crate::csv::LedgerError::Write {
+                        path: lock(ledger).path().to_owned(),
+                        source: std::io::Error::other("earlier entries are waiting"),
+                    })
+                };
+                if let Err(e) = recorded {
+                    // Kept until the ledger can be written (see scan). The
+                    // cloud deduplicates by key: were the client stopped
+                    // before, it would only cost a re-upload.
+                    warn!(
+                        "cannot record {} as imported yet: {e}; trying again every {} s",
+                        item.file_name,
+                        RESCAN_EVERY.as_secs()
+                    );
+                    self.unrecorded.push(entry);
                 }
                 self.settings.board.update(|s| {
                     let entry: &mut ImporterStatus =
@@ -523,6 +655,56 @@ impl FolderWatchActor {
             }
         }
     }
+}
+
+/// A confirmed import, as the ledger records it.
+struct Unrecorded {
+    sha256: String,
+    file_name: String,
+    import_id: String,
+    at: chrono::DateTime<Utc>,
+    source: Option<(PathBuf, u64, SystemTime)>,
+}
+
+impl Unrecorded {
+    fn record(&self, ledger: &mut Ledger) -> Result<(), crate::csv::LedgerError> {
+        ledger.record_imported(&self.sha256, &self.file_name, &self.import_id, self.at)?;
+        if let Some((path, size, mtime)) = &self.source {
+            ledger.record_version(&path.to_string_lossy(), *size, *mtime)?;
+        }
+        Ok(())
+    }
+}
+
+/// A file type as the "not importing" line names it.
+fn describe_file_type(file_type: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "a named pipe (FIFO)";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+        if file_type.is_block_device() || file_type.is_char_device() {
+            return "a device";
+        }
+    }
+    if file_type.is_dir() {
+        "a folder"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// ENOSPC or EDQUOT (and their Windows equivalents): waiting helps, giving
+/// up on the file does not.
+fn is_disk_full(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -601,6 +783,10 @@ fn prepare_file(
         Err(SpoolError::Full { used, budget }) => {
             return (Outcome::SpoolFull { used, budget }, Some(observed))
         }
+        Err(SpoolError::Io { source, .. }) if is_disk_full(&source) => {
+            let error = source.to_string();
+            return (Outcome::DiskFull { error }, Some(observed));
+        }
         Err(e) => {
             return (
                 Outcome::Failed {
@@ -622,6 +808,9 @@ fn prepare_file(
                 (None, PipelineError::Vanished { .. } | PipelineError::Changed { .. }) => {
                     return (Outcome::Changed, None)
                 }
+                (None, PipelineError::Sink(source)) if is_disk_full(source) => Outcome::DiskFull {
+                    error: source.to_string(),
+                },
                 (None, _) => Outcome::Failed {
                     error: crate::report::chain(&e),
                 },
@@ -684,6 +873,9 @@ fn prepare_file(
             lock(in_upload).remove(&prepared.sha256);
             let outcome = match e {
                 SpoolError::Full { used, budget } => Outcome::SpoolFull { used, budget },
+                SpoolError::Io { source, .. } if is_disk_full(&source) => Outcome::DiskFull {
+                    error: source.to_string(),
+                },
                 e => Outcome::Failed {
                     error: crate::report::chain(&e),
                 },

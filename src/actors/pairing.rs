@@ -31,6 +31,8 @@ const PIN_MIN_VALIDITY_SECS: i64 = 60;
 /// How long `pin` waits for a new PIN from the cloud.
 const PIN_WAIT: Duration = Duration::from_secs(30);
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(60);
+/// How often credentials that could not be saved are tried again.
+const SAVE_RETRY_EVERY: Duration = Duration::from_secs(5);
 
 /// What the PairingActor tells the rest of the client.
 #[derive(Debug, Clone)]
@@ -109,6 +111,11 @@ pub struct PairingActor {
     flow: Option<SpawnHandle>,
     refresh_timer: Option<SpawnHandle>,
     refreshing: bool,
+    /// The credentials in memory could not be saved (a full disk): saving
+    /// is retried, because a refresh token the cloud rotated exists nowhere
+    /// else, and without it a restart needs a new PIN.
+    unsaved: bool,
+    save_retry: Option<SpawnHandle>,
     backoff: Backoff,
     failures: FailureLog,
     pin_waiters: Vec<oneshot::Sender<Result<PinAnswer, String>>>,
@@ -125,6 +132,8 @@ impl PairingActor {
             flow: None,
             refresh_timer: None,
             refreshing: false,
+            unsaved: false,
+            save_retry: None,
             backoff: Backoff::requests(),
             failures: FailureLog::default(),
             pin_waiters: Vec::new(),
@@ -310,12 +319,7 @@ impl PairingActor {
                     Some(old) => info!("moved from {old} to {described}"),
                     None => info!("linked to {described}"),
                 }
-                if let Err(e) = credentials.store(&act.settings.state.credentials()) {
-                    error!(
-                        "cannot save the credentials: {}; the link works until the client stops, then it must pair again",
-                        crate::report::chain(&e)
-                    );
-                }
+                act.save_credentials(&credentials, ctx);
                 act.settings.board.update(|s| {
                     s.link = LinkStatus::Linked {
                         integration_id: credentials.integration_id.clone(),
@@ -338,6 +342,38 @@ impl PairingActor {
                 (act.settings.listener)(&event);
             });
         ctx.spawn(step);
+    }
+
+    /// Saves `credentials`; when that fails, logs it once and tries again
+    /// every [`SAVE_RETRY_EVERY`] with the credentials current by then.
+    fn save_credentials(&mut self, credentials: &Credentials, ctx: &mut Context<Self>) {
+        match credentials.store(&self.settings.state.credentials()) {
+            Ok(()) => {
+                if std::mem::take(&mut self.unsaved) {
+                    info!("saved the credentials: the state folder can be written again");
+                }
+            }
+            Err(e) => {
+                if !self.unsaved {
+                    error!(
+                        "cannot save the credentials: {}; retrying every {} s (a restart before \
+                         they are saved needs a new PIN)",
+                        crate::report::chain(&e),
+                        SAVE_RETRY_EVERY.as_secs()
+                    );
+                }
+                self.unsaved = true;
+                if self.save_retry.is_none() {
+                    self.save_retry = Some(ctx.run_later(SAVE_RETRY_EVERY, |act, ctx| {
+                        act.save_retry = None;
+                        match act.credentials.clone() {
+                            Some(current) if act.unsaved => act.save_credentials(&current, ctx),
+                            _ => act.unsaved = false,
+                        }
+                    }));
+                }
+            }
+        }
     }
 
     /// The cloud removed the link: forget it and pair again.
@@ -397,12 +433,7 @@ impl PairingActor {
                         act.cloud_answered();
                         let Some(old) = &act.credentials else { return };
                         let fresh = old.refreshed(*token, Utc::now());
-                        if let Err(e) = fresh.store(&act.settings.state.credentials()) {
-                            error!(
-                                "cannot save the refreshed credentials: {}; the client must pair again after a restart",
-                                crate::report::chain(&e)
-                            );
-                        }
+                        act.save_credentials(&fresh, ctx);
                         act.credentials = Some(fresh);
                         act.schedule_refresh(ctx);
                     }

@@ -32,7 +32,7 @@ impl Location {
         let start = floor_char_boundary(text, span.start.min(text.len()));
         let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
         let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
-        let line_text = text[line_start..line_end].trim_end_matches('\r');
+        let line_text = mask_secret(text[line_start..line_end].trim_end_matches('\r'));
         let line = text[..start].matches('\n').count() + 1;
         let column = text[line_start..start].chars().count() + 1;
         let end = floor_char_boundary(text, span.end.clamp(start, line_end));
@@ -45,6 +45,31 @@ impl Location {
             width,
         }
     }
+}
+
+/// Keys whose values are, or may contain, a password.
+pub fn is_secret_key(key: &str) -> bool {
+    let key = key.trim().trim_matches(|c| c == '"' || c == '\'');
+    ["password", "connectionString"]
+        .iter()
+        .any(|secret| key.eq_ignore_ascii_case(secret))
+}
+
+/// A file line as a message shows it: the value of a secret key replaced by
+/// `***`, whatever is wrong with the line (it may still be the password).
+fn mask_secret(line: &str) -> String {
+    match line.split_once('=') {
+        Some((key, _)) if is_secret_key(key) || looks_secret(key) => format!("{key}= ***"),
+        _ => line.to_owned(),
+    }
+}
+
+/// A misspelt secret key (`pasword`) still holds the secret.
+fn looks_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["pass", "word", "pwd", "secret", "connection", "token"]
+        .iter()
+        .any(|part| key.contains(part))
 }
 
 fn floor_char_boundary(text: &str, mut index: usize) -> usize {
@@ -144,6 +169,19 @@ mod tests {
         let loc = Location::of_span("f.toml".into(), text, start..start + 1);
         assert_eq!((loc.line, loc.column, loc.width), (2, 11, 1));
         assert_eq!(loc.line_text, "name = \"é x\"");
+    }
+
+    #[test]
+    fn secret_values_are_never_shown() {
+        let text = "[database]\npassword = 12345678\n \"connectionString\" = \"Pwd=x\" y\n";
+        let loc = Location::of_span(PathBuf::from("f"), text, 22..30);
+        assert_eq!(loc.line_text, "password = ***");
+        let loc = Location::of_span(PathBuf::from("f"), text, 54..55);
+        assert_eq!(loc.line_text, " \"connectionString\" = ***");
+        let loc = Location::of_span(PathBuf::from("f"), "pasword = \"x\"\n", 0..7);
+        assert_eq!(loc.line_text, "pasword = ***", "a misspelt key too");
+        let loc = Location::of_span(PathBuf::from("f"), "uid = 5\n", 6..7);
+        assert_eq!(loc.line_text, "uid = 5");
     }
 
     #[test]

@@ -570,7 +570,11 @@ impl<'a> Reader<'a> {
         expected: &str,
         value: &Spanned<DeValue<'_>>,
     ) {
-        let found = describe_value(value.get_ref());
+        let found = if diagnostic::is_secret_key(key) {
+            describe_kind(value.get_ref())
+        } else {
+            describe_value(value.get_ref())
+        };
         let help = match value.get_ref() {
             DeValue::String(s) if expected.contains("true or false") => {
                 let s = s.as_ref().trim().to_lowercase();
@@ -874,6 +878,19 @@ fn describe_value(value: &DeValue<'_>) -> String {
         DeValue::Array(_) => "a list".to_owned(),
         DeValue::Table(_) => "a table".to_owned(),
     }
+}
+
+/// What a value is, without the value (for keys that hold secrets).
+fn describe_kind(value: &DeValue<'_>) -> String {
+    match value {
+        DeValue::String(_) => "text",
+        DeValue::Integer(_) | DeValue::Float(_) => "a number",
+        DeValue::Boolean(_) => "true or false",
+        DeValue::Datetime(_) => "a date",
+        DeValue::Array(_) => "a list",
+        DeValue::Table(_) => "a table",
+    }
+    .to_owned()
 }
 
 fn describe_char(c: char) -> String {

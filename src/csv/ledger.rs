@@ -343,13 +343,19 @@ impl Ledger {
     fn append(&mut self, line: &Line) -> Result<(), LedgerError> {
         let mut bytes = serde_json::to_vec(line).expect("ledger lines serialise");
         bytes.push(b'\n');
-        self.file
-            .write_all(&bytes)
-            .and_then(|()| self.file.flush())
-            .map_err(|source| LedgerError::Write {
+        let length_before = self.file.metadata().map(|m| m.len());
+        let written = self.file.write_all(&bytes).and_then(|()| self.file.flush());
+        if let Err(source) = written {
+            // A full disk can take part of the line: cut it off, or the next
+            // append would glue onto it and both entries would be lost.
+            if let Ok(length) = length_before {
+                let _ = self.file.set_len(length);
+            }
+            return Err(LedgerError::Write {
                 path: self.path.clone(),
                 source,
-            })?;
+            });
+        }
         self.lines += 1;
         Ok(())
     }

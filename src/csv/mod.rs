@@ -18,6 +18,6 @@ pub mod stability;
 
 pub use ledger::{Imported, Ledger, LedgerError, LedgerWarning, RefusalReason};
 pub use pattern::{is_ignored, FilePattern, PatternError};
-pub use pipeline::{prepare, PipelineError, Prepared, BUFFER_SIZE};
+pub use pipeline::{prepare, PipelineError, Prepared, BUFFER_SIZE, MAX_RECORD_BYTES};
 pub use sniff::{sniff, Encoding, NotText, Sniffed, SNIFF_LEN};
 pub use stability::{Observation, Settling, Verdict, DEFAULT_SETTLE};

@@ -86,9 +86,9 @@ impl<K: Hash + Eq> Settling<K> {
     }
 
     /// The file is gone (deleted or renamed away): if it comes back, it waits
-    /// the full settle time again.
-    pub fn vanished(&mut self, key: &K) {
-        self.files.remove(key);
+    /// the full settle time again. Returns whether it was being watched.
+    pub fn vanished(&mut self, key: &K) -> bool {
+        self.files.remove(key).is_some()
     }
 
     /// Drops the state of a file the caller no longer tracks (taken, refused,
@@ -220,7 +220,8 @@ mod tests {
         settling.observe("a.csv", seen(10, 100), t0);
         settling.observe("b.csv", seen(10, 100), t0 + secs(1));
         assert_eq!(settling.next_deadline(), Some(t0 + secs(2)));
-        settling.vanished(&"a.csv");
+        assert!(settling.vanished(&"a.csv"));
+        assert!(!settling.vanished(&"a.csv"), "only once");
         assert_eq!(settling.len(), 1);
         assert_eq!(settling.next_deadline(), Some(t0 + secs(3)));
         assert_eq!(

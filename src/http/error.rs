@@ -55,12 +55,15 @@ pub enum HttpError {
     InvalidRequest { detail: String },
 
     /// The server answered with an error status (or an unexpected one).
-    #[error("{target} answered {status}{}", describe_body(body.as_ref()))]
+    #[error("{target} answered {status}{}{}", describe_body(body.as_ref()), describe_redirect(location.as_deref()))]
     Status {
         target: String,
         status: StatusCode,
         body: Option<ErrorBody>,
         retry_after: Option<Duration>,
+        /// Where a 3xx answer points (without its query), for the message:
+        /// redirects are never followed.
+        location: Option<String>,
     },
 
     /// The connection broke while the request or the answer was under way.
@@ -71,6 +74,16 @@ pub enum HttpError {
     /// HTML page from a proxy or captive portal).
     #[error("the answer from {target} is not the expected JSON: {detail}")]
     Decode { target: String, detail: String },
+}
+
+fn describe_redirect(location: Option<&str>) -> String {
+    match location {
+        Some(to) => format!(
+            ", a redirect to {to} that the client does not follow (the protocol has \
+             none: a proxy, captive portal or wrong [cloud] url?)"
+        ),
+        None => String::new(),
+    }
 }
 
 fn describe_body(body: Option<&ErrorBody>) -> String {
@@ -137,11 +150,23 @@ impl HttpError {
             .get(awc::http::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| crate::backoff::retry_after(v, MAX_RETRY_AFTER));
+        let location = status.is_redirection().then(|| {
+            headers
+                .get(awc::http::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<awc::http::Uri>().ok())
+                .filter(|uri| uri.host().is_some())
+                .map_or_else(
+                    || "an address it does not name".to_owned(),
+                    |uri| super::display_url(&uri),
+                )
+        });
         HttpError::Status {
             target: target.to_owned(),
             status,
             body: serde_json::from_slice(body).ok(),
             retry_after,
+            location,
         }
     }
 
@@ -193,6 +218,14 @@ impl HttpError {
             PayloadError::Io(e) if e.kind() == io::ErrorKind::TimedOut => HttpError::Timeout {
                 target: target.to_owned(),
                 after: timeout,
+            },
+            PayloadError::Overflow => HttpError::Exchange {
+                target: target.to_owned(),
+                detail: format!(
+                    "the answer's body is larger than {} MiB, the most the client reads; \
+                     it stopped reading",
+                    super::MAX_BODY >> 20
+                ),
             },
             other => HttpError::Exchange {
                 target: target.to_owned(),
@@ -434,7 +467,32 @@ mod tests {
             status: StatusCode::from_u16(code).unwrap(),
             body: None,
             retry_after: None,
+            location: None,
         }
+    }
+
+    #[test]
+    fn a_redirect_names_its_target_without_query_and_is_not_followed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            awc::http::header::LOCATION,
+            "http://portal.example/login?token=s3cret".parse().unwrap(),
+        );
+        let e = HttpError::from_status("h:443", StatusCode::FOUND, &headers, b"");
+        let text = e.to_string();
+        assert!(
+            text.contains(
+                "a redirect to http://portal.example:80/login that the client does not follow"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(e.is_retryable(), "a captive portal goes away");
+        let e = HttpError::from_status("h:443", StatusCode::NOT_FOUND, &headers, b"");
+        assert!(!e.to_string().contains("redirect"), "{e}");
+        let e = HttpError::from_payload_error(PayloadError::Overflow, "h:443", Duration::ZERO);
+        assert!(e.to_string().contains("larger than 8 MiB"), "{e}");
+        assert!(e.is_retryable());
     }
 
     #[test]

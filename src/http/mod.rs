@@ -156,9 +156,19 @@ pub struct Response {
 impl Response {
     /// The body as JSON.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, HttpError> {
-        serde_json::from_slice(&self.body).map_err(|e| HttpError::Decode {
-            target: self.target.clone(),
-            detail: e.to_string(),
+        serde_json::from_slice(&self.body).map_err(|e| {
+            let content_type = self.header(awc::http::header::CONTENT_TYPE);
+            let detail = match content_type {
+                Some(t) if !t.to_ascii_lowercase().contains("json") => {
+                    format!("{e} (the answer is {t}, not JSON: a proxy or captive portal page?)")
+                }
+                Some(_) => e.to_string(),
+                None => format!("{e} (the answer has no content type)"),
+            };
+            HttpError::Decode {
+                target: self.target.clone(),
+                detail,
+            }
         })
     }
 
