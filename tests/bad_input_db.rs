@@ -9,6 +9,10 @@ use injixo_cloud_link::db::odbc::{
 };
 use injixo_cloud_link::protocol::ImportType;
 
+#[path = "support/odbc.rs"]
+mod odbc_support;
+use odbc_support::{exec, Dropper};
+
 const PG: &str =
     "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=5432;Database=test;Uid=postgres;";
 const MARIA: &str =
@@ -26,23 +30,6 @@ fn connect(conn: &str, read_only: bool) -> DbConnection {
             e.hint()
         )
     })
-}
-
-fn exec(conn: &DbConnection, sql: &str) {
-    conn.raw()
-        .execute(sql, (), None)
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
-
-/// Drops the table when the test ends, pass or fail.
-struct Dropper<'a>(&'a DbConnection, String);
-impl Drop for Dropper<'_> {
-    fn drop(&mut self) {
-        let _ = self
-            .0
-            .raw()
-            .execute(&format!("DROP TABLE {}", self.1), (), None);
-    }
 }
 
 /// The interval import's required columns as constants, then `columns`.

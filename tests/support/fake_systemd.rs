@@ -12,19 +12,6 @@ use std::process::Output;
 
 use crate::support::InstallDir;
 
-/// The environment variables `service install` keeps in the unit; removed
-/// from each command so that the test's own environment does not leak in.
-const VARIABLES: &[&str] = &[
-    "https_proxy",
-    "HTTPS_PROXY",
-    "http_proxy",
-    "HTTP_PROXY",
-    "no_proxy",
-    "NO_PROXY",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-];
-
 /// A unit folder and a recording `systemctl` on `PATH`.
 pub struct FakeSystem {
     dir: tempfile::TempDir,
@@ -78,7 +65,9 @@ impl FakeSystem {
         cmd.env("PATH", path)
             .env("INJIXO_CLOUD_LINK_SYSTEMD_DIR", self.units())
             .current_dir(install.path());
-        for name in VARIABLES {
+        // The variables `service install` keeps in the unit: removed from
+        // each command so that the test's own environment does not leak in.
+        for name in injixo_cloud_link::service::unit::KEPT_VARIABLES {
             cmd.env_remove(name);
         }
         for (name, value) in env {
