@@ -313,3 +313,53 @@ fn a_local_user_who_is_not_root_gets_neither_a_pin_nor_the_status() {
     let output = install.output(&["pin", "--json"]);
     assert!(output_text(&output).contains(&pin), "root gets the PIN");
 }
+
+#[test]
+fn a_driver_library_named_by_the_cloud_is_not_loaded() {
+    // The real psqlODBC library: before the check, unixODBC loaded it from
+    // this path and the import ran. Any library at any path would have been
+    // loaded the same way.
+    const LIBRARY: &str = "/usr/lib/x86_64-linux-gnu/odbc/psqlodbcw.so";
+    let cloud = Emulator::start(&[]);
+    let integration = cloud.create_database_integration(json!({
+        "connection_string": format!(
+            "Driver={LIBRARY};Server=127.0.0.1;Port=5432;Database=test;Uid=postgres;"
+        ),
+        "time_zone": "UTC",
+        "imports": [{
+            "id": "interval", "type": "interval",
+            "query": "SELECT 1 WHERE 1 = ? OR 1 = ?",
+            "every_seconds": 5, "reconcile_hours": 1, "backfill_days": 0
+        }]
+    }));
+    let install = InstallDir::new();
+    install.write_config(&format!(
+        "[app]\nverbose = true\n[cloud]\nurl = \"{}\"\n",
+        cloud.url
+    ));
+    let _client = install.run_paired(&cloud, &integration);
+    let log = install.wait_for_log(
+        "the connection string from the cloud is refused",
+        Duration::from_secs(30),
+    );
+    assert!(
+        log.contains("`Driver=` is a file path") && log.contains("[database] connectionString"),
+        "says why and what to do: {log}"
+    );
+    let status: Value =
+        serde_json::from_slice(&install.output(&["status", "--json"]).stdout).unwrap();
+    let text = status.to_string();
+    assert!(
+        text.contains("failing") && text.contains("is refused"),
+        "status shows it: {text}"
+    );
+    // Past the first tick (every 5 s): had the library been loaded, the
+    // import would have connected and logged its query's outcome.
+    std::thread::sleep(Duration::from_secs(8));
+    let log = install.read_log();
+    assert!(
+        !log.contains("import interval"),
+        "the import never ran: {log}"
+    );
+    assert!(cloud.imports().is_empty(), "nothing imported");
+}
