@@ -63,6 +63,19 @@ fn output_text(output: &std::process::Output) -> String {
     )
 }
 
+/// A database integration with one interval import, read every 5 s with a
+/// day of back-fill.
+fn interval_integration(cloud: &Emulator, connection_string: &str, query: &str) -> String {
+    cloud.create_database_integration(json!({
+        "connection_string": connection_string,
+        "time_zone": "UTC",
+        "imports": [{
+            "id": "interval", "type": "interval", "query": query,
+            "every_seconds": 5, "reconcile_hours": 1, "backfill_days": 1
+        }]
+    }))
+}
+
 #[test]
 fn no_secret_reaches_any_output_and_every_state_file_is_private() {
     let table = format!("icl_secrets_{}", std::process::id());
@@ -82,20 +95,16 @@ fn no_secret_reaches_any_output_and_every_state_file_is_private() {
     // Short tokens, so that several generations are issued over the run.
     let cloud = Emulator::start(&["--token-ttl", "3"]);
     let proxy = Tinyproxy::start(Some((PROXY_USER, PROXY_PASSWORD)), &[]);
-    let integration = cloud.create_database_integration(json!({
-        "connection_string": format!(
+    let integration = interval_integration(
+        &cloud,
+        &format!(
             "Driver={{PostgreSQL Unicode}};Server=127.0.0.1;Port=5432;Database=test;Uid=postgres;Pwd={CLOUD_DB_PASSWORD};"
         ),
-        "time_zone": "UTC",
-        "imports": [{
-            "id": "interval", "type": "interval",
-            "query": format!(
-                "SELECT queue_id AS queueidentifier, queue_name AS queuename, ts AS timestamp, offered, answered, \
-                 aht AS handlingtime, channel FROM {table} WHERE ts >= ? AND ts < ? ORDER BY ts"
-            ),
-            "every_seconds": 5, "reconcile_hours": 1, "backfill_days": 1
-        }]
-    }));
+        &format!(
+            "SELECT queue_id AS queueidentifier, queue_name AS queuename, ts AS timestamp, offered, answered, \
+             aht AS handlingtime, channel FROM {table} WHERE ts >= ? AND ts < ? ORDER BY ts"
+        ),
+    );
     let install = InstallDir::new();
     install.write_config(&format!(
         "[app]\nverbose = true\n[cloud]\nurl = \"{}\"\n[database]\npassword = \"{LOCAL_DB_PASSWORD}\"\n",
@@ -321,17 +330,11 @@ fn a_driver_library_named_by_the_cloud_is_not_loaded() {
     // loaded the same way.
     const LIBRARY: &str = "/usr/lib/x86_64-linux-gnu/odbc/psqlodbcw.so";
     let cloud = Emulator::start(&[]);
-    let integration = cloud.create_database_integration(json!({
-        "connection_string": format!(
-            "Driver={LIBRARY};Server=127.0.0.1;Port=5432;Database=test;Uid=postgres;"
-        ),
-        "time_zone": "UTC",
-        "imports": [{
-            "id": "interval", "type": "interval",
-            "query": "SELECT 1 WHERE 1 = ? OR 1 = ?",
-            "every_seconds": 5, "reconcile_hours": 1, "backfill_days": 0
-        }]
-    }));
+    let integration = interval_integration(
+        &cloud,
+        &format!("Driver={LIBRARY};Server=127.0.0.1;Port=5432;Database=test;Uid=postgres;"),
+        "SELECT 1 WHERE 1 = ? OR 1 = ?",
+    );
     let install = InstallDir::new();
     install.write_config(&format!(
         "[app]\nverbose = true\n[cloud]\nurl = \"{}\"\n",
