@@ -294,6 +294,10 @@ fn a_local_user_who_is_not_root_gets_neither_a_pin_nor_the_status() {
         let output = as_other_user(&install, args);
         let text = output_text(&output);
         assert!(!output.status.success(), "{args:?} refused: {text}");
+        assert!(
+            text.contains("Permission denied"),
+            "{args:?} says why: {text}"
+        );
         assert!(!text.contains(&pin), "{args:?} shows no PIN: {text}");
         assert!(
             !text.contains("\"link\""),
