@@ -45,13 +45,17 @@ impl InstanceLock {
             source,
         };
         create_private_dir(state_dir).map_err(io)?;
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io)?;
+        // Owner-only like every file in state/ (it only holds a pid, but one
+        // rule for the whole folder is easier to check).
+        let mut file = crate::state::atomic::owner_only(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+        )
+        .open(&path)
+        .map_err(io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {

@@ -192,12 +192,29 @@ impl DbPollActor {
             }
         };
         let local = &self.settings.config.database;
-        let connection = connection_string::effective(
+        let connection = match connection_string::effective_checked(
             &database.connection_string,
             local.connection_string.as_deref(),
             local.uid.as_deref(),
             local.password.as_deref(),
-        );
+        ) {
+            Ok(connection) => connection,
+            Err(e) => {
+                error!(
+                    "database import for integration {} ({}): {e}; it waits for a corrected assignment",
+                    integration.name, integration.id
+                );
+                for import in &database.imports {
+                    self.set_status(
+                        &import.id,
+                        "failing".to_owned(),
+                        Some(Some(e.to_string())),
+                        false,
+                    );
+                }
+                return;
+            }
+        };
         info!(
             "database import for integration {} ({}): {} import(s), time zone {}, connection {}",
             integration.name,

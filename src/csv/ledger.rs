@@ -77,6 +77,8 @@ pub struct Imported {
 pub enum RefusalReason {
     NotText,
     TooLarge,
+    /// A symbolic link whose owner does not own the file it points to.
+    ForeignLink,
 }
 
 impl std::fmt::Display for RefusalReason {
@@ -84,6 +86,7 @@ impl std::fmt::Display for RefusalReason {
         f.write_str(match self {
             RefusalReason::NotText => "not a text file",
             RefusalReason::TooLarge => "too large",
+            RefusalReason::ForeignLink => "a link to another user's file",
         })
     }
 }

@@ -117,6 +117,21 @@ mod tests {
     }
 
     #[test]
+    fn a_pattern_from_the_cloud_never_reaches_outside_the_folder() {
+        // The importer lists the import folder itself and only asks the
+        // pattern about each entry's bare name, so a pattern with a path in
+        // it matches nothing rather than pointing elsewhere.
+        for hostile in ["../*", "../*.csv", "/etc/*", "..\\*", "*/../*"] {
+            let p = FilePattern::new(hostile).unwrap();
+            for name in ["passwd", "shadow", "x.csv", "..", "."] {
+                assert!(!p.selects(name), "{hostile} selects {name}");
+            }
+        }
+        // `*` never spans a separator, should a caller pass a path.
+        assert!(!FilePattern::new("*.csv").unwrap().matches("../x.csv"));
+    }
+
+    #[test]
     fn invalid_pattern_is_an_error() {
         let error = FilePattern::new("[*.csv").unwrap_err();
         assert_eq!(error.pattern, "[*.csv");

@@ -71,6 +71,21 @@ pub enum PipelineError {
     Changed { path: PathBuf },
     #[error("cannot write to the spool: {0}")]
     Sink(#[source] io::Error),
+    /// Unix: a symbolic link owned by one user to a file owned by another.
+    /// The service reads as root; following such a link would let anyone who
+    /// can write into the import folder upload any file of the machine (a
+    /// link to /etc/shadow). A link is followed only when its owner also owns
+    /// the file, as Apache's `SymLinksIfOwnerMatch`.
+    #[error(
+        "{} is a symbolic link owned by user id {link_owner} to a file of user id {file_owner}; \
+         links are followed only to files of their own owner",
+        path.display()
+    )]
+    ForeignLink {
+        path: PathBuf,
+        link_owner: u32,
+        file_owner: u32,
+    },
 }
 
 impl PipelineError {
@@ -80,6 +95,7 @@ impl PipelineError {
         match self {
             PipelineError::NotText { .. } => Some(RefusalReason::NotText),
             PipelineError::TooLarge { .. } => Some(RefusalReason::TooLarge),
+            PipelineError::ForeignLink { .. } => Some(RefusalReason::ForeignLink),
             _ => None,
         }
     }
@@ -148,6 +164,23 @@ impl Prepared {
     }
 }
 
+/// Refuses `path` when it is a symbolic link (the last component; the
+/// import folder itself is the admin's choice) whose owner does not own
+/// `opened`, the file actually opened through it.
+#[cfg(unix)]
+fn check_link_owner(path: &Path, opened: &std::fs::Metadata) -> Result<(), PipelineError> {
+    use std::os::unix::fs::MetadataExt;
+    let link = std::fs::symlink_metadata(path).map_err(|source| classify_io(path, source))?;
+    if link.file_type().is_symlink() && link.uid() != opened.uid() {
+        return Err(PipelineError::ForeignLink {
+            path: path.to_path_buf(),
+            link_owner: link.uid(),
+            file_owner: opened.uid(),
+        });
+    }
+    Ok(())
+}
+
 /// Reads the file at `path` once, writes its bytes (UTF-16 converted to
 /// UTF-8) to `sink`, and returns its checksum, encoding and counts. Stops at
 /// the first NUL byte or once `max_bytes` is exceeded; the sink then holds a
@@ -160,6 +193,10 @@ pub fn prepare<W: Write + Send>(
     let io_error = |source: io::Error| classify_io(path, source);
     let mut file = File::open(path).map_err(io_error)?;
     let before = file.metadata().map_err(io_error)?;
+    // Checked on the open file, so swapping the link after the check
+    // changes nothing about what is read.
+    #[cfg(unix)]
+    check_link_owner(path, &before)?;
     if before.len() > max_bytes {
         return Err(PipelineError::TooLarge {
             size: before.len(),
@@ -820,6 +857,44 @@ mod tests {
         assert_eq!(prepared.sha256, sha256_hex(text.as_bytes()));
         let metadata = prepared.metadata("broken.csv", SystemTime::UNIX_EPOCH);
         assert_eq!(metadata["counts_complete"], false);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_to_another_users_file_is_refused_and_to_its_owners_followed() {
+        use std::os::unix::fs::{lchown, symlink};
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: giving a link to another user needs root (CI runs as root)");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let secret = write_file(dir.path(), "root-only.txt", interval_rows(2).as_bytes());
+        // A user who may write into the import folder links to root's file.
+        let foreign = dir.path().join("x.csv");
+        symlink(&secret, &foreign).unwrap();
+        lchown(&foreign, Some(65534), Some(65534)).unwrap();
+        let (result, sink) = run(&foreign);
+        let error = result.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                PipelineError::ForeignLink {
+                    link_owner: 65534,
+                    file_owner: 0,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert_eq!(error.refusal(), Some(RefusalReason::ForeignLink));
+        assert!(sink.is_empty(), "nothing read");
+        // The owner's own link is followed.
+        let own = dir.path().join("y.csv");
+        symlink(&secret, &own).unwrap();
+        let (result, sink) = run(&own);
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(sink, interval_rows(2).as_bytes());
     }
 
     #[test]

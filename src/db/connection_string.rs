@@ -205,6 +205,67 @@ pub fn effective(
     with_credentials(base, uid, password)
 }
 
+/// Attributes with which a connection string makes the driver manager or a
+/// driver load a library or read/write a file of the string's choosing. The
+/// cloud has no business sending them: unixODBC loads `Driver=/path/lib.so`
+/// as given (code execution as the service's user), `FILEDSN` reads a DSN
+/// file (which may name such a driver), `SAVEFILE` writes the string, password
+/// included, to a file; SQLite ODBC's `LoadExt` loads extension libraries and
+/// MariaDB Connector/ODBC's `PLUGIN_DIR` picks where auth plugins load from.
+const LOADER_KEYS: &[&str] = &["filedsn", "savefile", "loadext", "plugin_dir"];
+
+/// A connection string from the cloud that would make this machine load a
+/// library or touch a file the cloud chose.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the connection string from the cloud is refused: {reason}; an admin of this machine can \
+     allow it by setting [database] connectionString in the configuration file"
+)]
+pub struct UnsafeConnectionString {
+    /// What is refused, without the attribute's value (it may be a path
+    /// with a password-like secret; keys are enough to act on).
+    pub reason: String,
+}
+
+/// Checks a connection string that came from the cloud: a driver is named by
+/// its registered name (`Driver={PostgreSQL Unicode}`, resolved through
+/// odbcinst.ini, which only the admin controls), never by a path, and no
+/// attribute in [`LOADER_KEYS`] is present. A local `[database]
+/// connectionString` is the admin's own choice and is not checked.
+pub fn check_from_cloud(conn: &str) -> Result<(), UnsafeConnectionString> {
+    for attr in parse(conn) {
+        if attr.key.eq_ignore_ascii_case("driver") && attr.value.contains(['/', '\\']) {
+            return Err(UnsafeConnectionString {
+                reason: "`Driver=` is a file path, not the name of an installed driver".to_owned(),
+            });
+        }
+        if is_key(&attr, LOADER_KEYS) {
+            return Err(UnsafeConnectionString {
+                reason: format!(
+                    "`{}=` makes the driver load or write a local file",
+                    attr.key
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The string to connect with, from the cloud's and the local `[database]`
+/// settings: [`effective`], with the cloud's string checked by
+/// [`check_from_cloud`] when it is the one used.
+pub fn effective_checked(
+    cloud: &str,
+    local: Option<&str>,
+    uid: Option<&str>,
+    password: Option<&str>,
+) -> Result<String, UnsafeConnectionString> {
+    if local.is_none_or(|s| s.trim().is_empty()) {
+        check_from_cloud(cloud)?;
+    }
+    Ok(effective(cloud, local, uid, password))
+}
+
 /// The `Driver={...}` name, when the string names a driver (not a DSN).
 pub fn driver_name(conn: &str) -> Option<String> {
     get(conn, "driver").filter(|d| !d.trim().is_empty())
@@ -377,6 +438,42 @@ mod tests {
             effective("DSN=cloud;Uid=a", Some("DSN=local;Uid=b"), None, Some("p")),
             "DSN=local;Uid=b;PWD=p;"
         );
+    }
+
+    #[test]
+    fn the_cloud_cannot_name_a_driver_library_or_a_file_to_load() {
+        for ok in [
+            "Driver={PostgreSQL Unicode};Server=h;Pwd=a/b\\c",
+            "DSN=acd",
+            "Driver={SQLite3};Database=/var/lib/acd/acd.db",
+        ] {
+            assert_eq!(check_from_cloud(ok), Ok(()), "{ok}");
+        }
+        for refused in [
+            "Driver=/tmp/evil.so;Server=h",
+            "driver={/usr/lib/x86_64-linux-gnu/odbc/psqlodbcw.so}",
+            "Driver=C:\\evil\\odbc.dll",
+            "Driver=..\\evil.dll",
+            "DSN=acd;FILEDSN=/tmp/x.dsn",
+            "Driver={PostgreSQL Unicode};SaveFile=/etc/cron.d/x",
+            "Driver={SQLite3};Database=/tmp/a.db;LoadExt=/tmp/evil.so",
+            "Driver={MariaDB Unicode};plugin_dir=/tmp",
+        ] {
+            let e = check_from_cloud(refused).unwrap_err();
+            assert!(
+                e.to_string().contains("[database] connectionString"),
+                "{refused}: {e}"
+            );
+            assert!(!e.to_string().contains("/tmp"), "no value echoed: {e}");
+        }
+        // The admin's own string is trusted; the cloud's is checked even
+        // when only the local credentials replace parts of it.
+        assert_eq!(
+            effective_checked("Driver=/tmp/evil.so", Some("DSN=acd"), None, None).as_deref(),
+            Ok("DSN=acd")
+        );
+        assert!(effective_checked("Driver=/tmp/evil.so", None, Some("u"), Some("p")).is_err());
+        assert!(effective_checked("Driver=/tmp/evil.so", Some(" "), None, None).is_err());
     }
 
     #[test]

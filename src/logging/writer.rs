@@ -263,8 +263,26 @@ pub(super) fn new_handle(log_dir: PathBuf) -> RotationHandle {
     RotationHandle::new(log_dir)
 }
 
+/// Opens the log for appending, never readable by other users (Unix): a log
+/// holds file names, masked connection strings and, with `verbose`, rows of
+/// customer data, and the install folder is usually world-readable. A log
+/// left readable by an older version is narrowed too; the group bits are the
+/// admin's to choose (e.g. `chgrp adm`), so they are kept.
 fn open_for_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let file = options.mode(0o640).open(path)?;
+        let mode = file.metadata()?.permissions().mode();
+        if mode & 0o007 != 0 {
+            file.set_permissions(fs::Permissions::from_mode(mode & 0o770))?;
+        }
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    options.open(path)
 }
 
 fn file_names_in(dir: &Path) -> io::Result<Vec<String>> {
