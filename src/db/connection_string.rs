@@ -16,7 +16,9 @@ pub struct Attribute {
     /// The value with its braces removed and `}}` unescaped.
     pub value: String,
     /// Byte range of the raw value (braces included) in the original string,
-    /// so masking keeps everything else exactly as written.
+    /// so masking keeps everything else exactly as written. It runs to the
+    /// next `;`: text after a closing brace (`Pwd={a}b;`) is part of it, so
+    /// masking hides it and replacing the value removes it.
     raw_value: std::ops::Range<usize>,
 }
 
@@ -47,13 +49,15 @@ pub fn parse(conn: &str) -> Vec<Attribute> {
             let end = conn[start..].find(';').map_or(bytes.len(), |i| start + i);
             (conn[start..end].trim_end().to_string(), end)
         };
+        // Text after a closing brace is not part of the value, but it is no
+        // attribute either: it belongs to the raw value up to the next `;`.
+        let end = conn[end..].find(';').map_or(bytes.len(), |i| end + i);
         out.push(Attribute {
             key,
             value,
             raw_value: start..end,
         });
-        // Skip to the next `;` (text after a closing brace belongs to nothing).
-        pos = conn[end..].find(';').map_or(bytes.len(), |i| end + i + 1);
+        pos = end + 1;
     }
     out
 }
@@ -330,6 +334,25 @@ mod tests {
         assert_eq!(mask("Pwd={never closed;Server=h"), "Pwd=***");
         assert_eq!(mask("DSN=acd"), "DSN=acd");
         assert!(!mask("Uid=a;PassWord = hunter2 ;").contains("hunter2"));
+    }
+
+    #[test]
+    fn text_after_a_closing_brace_goes_with_its_value() {
+        // Found by fuzzing (fuzz/fuzz_targets/protocol.rs): the local password
+        // replaced only `{p;w}` and kept the text after it, so the driver got
+        // `l0cal-Secret333}d}` as the password.
+        let cloud = "Driver={Postgr$eSQL Unicode};Server=db;Uid=u;Pwd={p;w}333}d};";
+        let effective = with_credentials(cloud, Some("reader"), Some("l0cal-Secret"));
+        assert_eq!(
+            effective,
+            "Driver={Postgr$eSQL Unicode};Server=db;Uid=reader;Pwd=l0cal-Secret;"
+        );
+        assert_eq!(get(&effective, "pwd").as_deref(), Some("l0cal-Secret"));
+        assert_eq!(
+            mask(cloud),
+            "Driver={Postgr$eSQL Unicode};Server=db;Uid=u;Pwd=***;"
+        );
+        assert_eq!(mask("Pwd={a}b"), "Pwd=***");
     }
 
     #[test]
