@@ -158,7 +158,7 @@ pub fn prepare<W: Write + Send>(
     max_bytes: u64,
 ) -> Result<Prepared, PipelineError> {
     let io_error = |source: io::Error| classify_io(path, source);
-    let mut file = File::open(path).map_err(io_error)?;
+    let file = File::open(path).map_err(io_error)?;
     let before = file.metadata().map_err(io_error)?;
     if before.len() > max_bytes {
         return Err(PipelineError::TooLarge {
@@ -167,13 +167,28 @@ pub fn prepare<W: Write + Send>(
         });
     }
 
-    let prefix = read_prefix(&mut file).map_err(io_error)?;
+    let prepared = prepare_from(path, file, sink, max_bytes)?;
+    check_unchanged(path, &before, prepared.original_bytes)?;
+    Ok(prepared)
+}
+
+/// The pass of [`prepare`] over any reader, without the checks on the file
+/// itself (its size before reading, and that it did not change while read).
+/// `path` only names the source in errors. Pure when `source` is in memory,
+/// which is how the fuzzer drives the sniffing, conversion and counting.
+pub fn prepare_from<R: Read + Unpin + Send, W: Write + Send>(
+    path: &Path,
+    mut source: R,
+    sink: &mut W,
+    max_bytes: u64,
+) -> Result<Prepared, PipelineError> {
+    let prefix = read_prefix(&mut source).map_err(|error| classify_io(path, error))?;
     let at_eof = prefix.len() < SNIFF_LEN;
     let sniffed = sniff::sniff(&prefix, at_eof).map_err(|not_text| PipelineError::NotText {
         offset: not_text.offset,
     })?;
 
-    let tee = Tee::new(path, file, prefix, sniffed.encoding, sink, max_bytes);
+    let tee = Tee::new(path, source, prefix, sniffed.encoding, sink, max_bytes);
     let delimiter = sniffed.delimiter.map_or(NO_DELIMITER, |d| d as u8);
     let mut reader = AsyncReaderBuilder::new()
         .delimiter(delimiter)
@@ -215,7 +230,6 @@ pub fn prepare<W: Write + Send>(
     let (hasher, original_bytes, written_bytes) =
         (tee.hasher, tee.original_bytes, tee.written_bytes);
     sink.flush().map_err(PipelineError::Sink)?;
-    check_unchanged(path, &before, original_bytes)?;
 
     Ok(Prepared {
         sha256: hex::encode(hasher.finalize()),
@@ -236,9 +250,9 @@ pub fn prepare<W: Write + Send>(
 /// contain, so every record is one field.
 const NO_DELIMITER: u8 = 0;
 
-fn read_prefix(file: &mut File) -> io::Result<Vec<u8>> {
+fn read_prefix<R: Read>(source: &mut R) -> io::Result<Vec<u8>> {
     let mut prefix = Vec::with_capacity(SNIFF_LEN);
-    Read::by_ref(file)
+    Read::by_ref(source)
         .take(SNIFF_LEN as u64)
         .read_to_end(&mut prefix)?;
     Ok(prefix)
@@ -301,9 +315,9 @@ impl Counts {
 }
 
 /// The reader csv-async pulls from; see the module documentation.
-struct Tee<'a, W: Write> {
+struct Tee<'a, R: Read, W: Write> {
     path: &'a Path,
-    file: File,
+    source: R,
     /// The bytes already read for sniffing, served before the file's next.
     prefix: Vec<u8>,
     prefix_served: usize,
@@ -334,10 +348,10 @@ struct Tee<'a, W: Write> {
     parse_cut: bool,
 }
 
-impl<'a, W: Write> Tee<'a, W> {
+impl<'a, R: Read, W: Write> Tee<'a, R, W> {
     fn new(
         path: &'a Path,
-        file: File,
+        source: R,
         prefix: Vec<u8>,
         encoding: Encoding,
         sink: &'a mut W,
@@ -361,7 +375,7 @@ impl<'a, W: Write> Tee<'a, W> {
         };
         Tee {
             path,
-            file,
+            source,
             prefix,
             prefix_served: 0,
             decoder,
@@ -398,7 +412,7 @@ impl<'a, W: Write> Tee<'a, W> {
             n
         } else {
             loop {
-                match self.file.read(dst) {
+                match self.source.read(dst) {
                     Ok(n) => break n,
                     Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                     Err(error) => return Err(classify_io(self.path, error)),
@@ -527,7 +541,7 @@ impl<'a, W: Write> Tee<'a, W> {
     }
 }
 
-impl<W: Write> futures::io::AsyncRead for Tee<'_, W> {
+impl<R: Read + Unpin, W: Write> futures::io::AsyncRead for Tee<'_, R, W> {
     fn poll_read(
         self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
