@@ -222,10 +222,12 @@ pub fn prepare_from<R: Read + Unpin + Send, W: Write + Send>(
         path: path.to_owned(),
         source: io::Error::other(error.to_string()),
     })?;
-    let counts_complete = !tee.parse_cut;
-    if tee.parse_cut {
-        tee.pump_rest()?;
-    }
+    // csv-async may stop before the end of the file: at an oversized record
+    // (`parse_cut`), or when its first read holds nothing but a UTF-8 BOM
+    // (csv-core strips it and takes the empty rest for the end). Whatever
+    // it did not read still goes to the sink; its records are not counted.
+    let uncounted = tee.pump_rest()?;
+    let counts_complete = !tee.parse_cut && uncounted == 0;
     let encoding = tee.final_encoding(sniffed.encoding);
     let (hasher, original_bytes, written_bytes) =
         (tee.hasher, tee.original_bytes, tee.written_bytes);
@@ -519,11 +521,17 @@ impl<'a, R: Read, W: Write> Tee<'a, R, W> {
         result
     }
 
-    /// Hashes and forwards the rest of the file without counting.
-    fn pump_rest(&mut self) -> Result<(), PipelineError> {
+    /// Hashes and forwards the rest of the file without counting; returns
+    /// the number of bytes forwarded.
+    fn pump_rest(&mut self) -> Result<u64, PipelineError> {
         let mut scratch = vec![0; BUFFER_SIZE];
-        while self.next_chunk(&mut scratch)? > 0 {}
-        Ok(())
+        let mut pumped = 0;
+        loop {
+            match self.next_chunk(&mut scratch)? {
+                0 => return Ok(pumped),
+                n => pumped += n as u64,
+            }
+        }
     }
 
     fn final_encoding(&mut self, sniffed: Encoding) -> Encoding {
@@ -637,6 +645,22 @@ mod tests {
                 counts_complete: true,
             }
         );
+    }
+
+    #[test]
+    fn a_utf16_file_cut_in_a_character_ends_in_a_replacement_character() {
+        // Found by fuzzing (fuzz/fuzz_targets/csv_count.rs): csv-async
+        // stopped reading after a first chunk of only a UTF-8 BOM (here the
+        // converted U+FEFF), so the rest, the U+FFFD of the cut character,
+        // never reached the spool.
+        let mut sink = Vec::new();
+        let file: &[u8] = &[0xFE, 0xFF, 0xFE, 0xFF, 0xFE];
+        let prepared = prepare_from(Path::new("cut.csv"), file, &mut sink, u64::MAX).unwrap();
+        assert_eq!(sink, "\u{feff}\u{fffd}".as_bytes());
+        assert_eq!(prepared.written_bytes, 6);
+        // The counting stopped after the BOM (csv-core takes a first read of
+        // only a BOM for the end), and says so.
+        assert!(!prepared.counts_complete);
     }
 
     #[test]
