@@ -177,27 +177,35 @@ impl Config {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
         match std::fs::read(&path) {
-            Ok(bytes) => {
-                let Ok(text) = String::from_utf8(bytes) else {
-                    return Err(ConfigError::Invalid {
-                        problems: vec![Diagnostic::new("the file is not UTF-8 text").help(
-                            "save it as UTF-8 (in Notepad: File > Save as > Encoding: UTF-8)",
-                        )],
-                        path,
-                    });
-                };
-                // Notepad writes a byte-order mark; TOML does not allow one.
-                let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-                Config::parse(text, &path, &install_dir).map(|mut c| {
-                    c.file_found = true;
-                    c
-                })
-            }
+            Ok(bytes) => Config::from_bytes(&bytes, &path, &install_dir).map(|mut c| {
+                c.file_found = true;
+                c
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Config::parse("", &path, &install_dir)
             }
             Err(source) => Err(ConfigError::Read { path, source }),
         }
+    }
+
+    /// Parses the bytes of a configuration file as [`Config::load`] reads
+    /// them: UTF-8, with or without a byte-order mark. Pure, so the fuzzer
+    /// drives the same code as the service.
+    pub fn from_bytes(
+        bytes: &[u8],
+        file: &Path,
+        install_dir: &Path,
+    ) -> Result<Config, ConfigError> {
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return Err(ConfigError::Invalid {
+                problems: vec![Diagnostic::new("the file is not UTF-8 text")
+                    .help("save it as UTF-8 (in Notepad: File > Save as > Encoding: UTF-8)")],
+                path: file.to_path_buf(),
+            });
+        };
+        // Notepad writes a byte-order mark; TOML does not allow one.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        Config::parse(text, file, install_dir)
     }
 
     /// Parses the text of a configuration file. `file` is only used in

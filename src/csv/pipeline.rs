@@ -191,7 +191,7 @@ pub fn prepare<W: Write + Send>(
     max_bytes: u64,
 ) -> Result<Prepared, PipelineError> {
     let io_error = |source: io::Error| classify_io(path, source);
-    let mut file = File::open(path).map_err(io_error)?;
+    let file = File::open(path).map_err(io_error)?;
     let before = file.metadata().map_err(io_error)?;
     // Checked on the open file, so swapping the link after the check
     // changes nothing about what is read.
@@ -204,13 +204,28 @@ pub fn prepare<W: Write + Send>(
         });
     }
 
-    let prefix = read_prefix(&mut file).map_err(io_error)?;
+    let prepared = prepare_from(path, file, sink, max_bytes)?;
+    check_unchanged(path, &before, prepared.original_bytes)?;
+    Ok(prepared)
+}
+
+/// The pass of [`prepare`] over any reader, without the checks on the file
+/// itself (its size before reading, and that it did not change while read).
+/// `path` only names the source in errors. Pure when `source` is in memory,
+/// which is how the fuzzer drives the sniffing, conversion and counting.
+pub fn prepare_from<R: Read + Unpin + Send, W: Write + Send>(
+    path: &Path,
+    mut source: R,
+    sink: &mut W,
+    max_bytes: u64,
+) -> Result<Prepared, PipelineError> {
+    let prefix = read_prefix(&mut source).map_err(|error| classify_io(path, error))?;
     let at_eof = prefix.len() < SNIFF_LEN;
     let sniffed = sniff::sniff(&prefix, at_eof).map_err(|not_text| PipelineError::NotText {
         offset: not_text.offset,
     })?;
 
-    let tee = Tee::new(path, file, prefix, sniffed.encoding, sink, max_bytes);
+    let tee = Tee::new(path, source, prefix, sniffed.encoding, sink, max_bytes);
     let delimiter = sniffed.delimiter.map_or(NO_DELIMITER, |d| d as u8);
     let mut reader = AsyncReaderBuilder::new()
         .delimiter(delimiter)
@@ -244,15 +259,16 @@ pub fn prepare<W: Write + Send>(
         path: path.to_owned(),
         source: io::Error::other(error.to_string()),
     })?;
-    let counts_complete = !tee.parse_cut;
-    if tee.parse_cut {
-        tee.pump_rest()?;
-    }
+    // csv-async may stop before the end of the file: at an oversized record
+    // (`parse_cut`), or when its first read holds nothing but a UTF-8 BOM
+    // (csv-core strips it and takes the empty rest for the end). Whatever
+    // it did not read still goes to the sink; its records are not counted.
+    let uncounted = tee.pump_rest()?;
+    let counts_complete = !tee.parse_cut && uncounted == 0;
     let encoding = tee.final_encoding(sniffed.encoding);
     let (hasher, original_bytes, written_bytes) =
         (tee.hasher, tee.original_bytes, tee.written_bytes);
     sink.flush().map_err(PipelineError::Sink)?;
-    check_unchanged(path, &before, original_bytes)?;
 
     Ok(Prepared {
         sha256: hex::encode(hasher.finalize()),
@@ -273,9 +289,9 @@ pub fn prepare<W: Write + Send>(
 /// contain, so every record is one field.
 const NO_DELIMITER: u8 = 0;
 
-fn read_prefix(file: &mut File) -> io::Result<Vec<u8>> {
+fn read_prefix<R: Read>(source: &mut R) -> io::Result<Vec<u8>> {
     let mut prefix = Vec::with_capacity(SNIFF_LEN);
-    Read::by_ref(file)
+    Read::by_ref(source)
         .take(SNIFF_LEN as u64)
         .read_to_end(&mut prefix)?;
     Ok(prefix)
@@ -338,9 +354,9 @@ impl Counts {
 }
 
 /// The reader csv-async pulls from; see the module documentation.
-struct Tee<'a, W: Write> {
+struct Tee<'a, R: Read, W: Write> {
     path: &'a Path,
-    file: File,
+    source: R,
     /// The bytes already read for sniffing, served before the file's next.
     prefix: Vec<u8>,
     prefix_served: usize,
@@ -371,10 +387,10 @@ struct Tee<'a, W: Write> {
     parse_cut: bool,
 }
 
-impl<'a, W: Write> Tee<'a, W> {
+impl<'a, R: Read, W: Write> Tee<'a, R, W> {
     fn new(
         path: &'a Path,
-        file: File,
+        source: R,
         prefix: Vec<u8>,
         encoding: Encoding,
         sink: &'a mut W,
@@ -398,7 +414,7 @@ impl<'a, W: Write> Tee<'a, W> {
         };
         Tee {
             path,
-            file,
+            source,
             prefix,
             prefix_served: 0,
             decoder,
@@ -435,7 +451,7 @@ impl<'a, W: Write> Tee<'a, W> {
             n
         } else {
             loop {
-                match self.file.read(dst) {
+                match self.source.read(dst) {
                     Ok(n) => break n,
                     Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                     Err(error) => return Err(classify_io(self.path, error)),
@@ -542,11 +558,17 @@ impl<'a, W: Write> Tee<'a, W> {
         result
     }
 
-    /// Hashes and forwards the rest of the file without counting.
-    fn pump_rest(&mut self) -> Result<(), PipelineError> {
+    /// Hashes and forwards the rest of the file without counting; returns
+    /// the number of bytes forwarded.
+    fn pump_rest(&mut self) -> Result<u64, PipelineError> {
         let mut scratch = vec![0; BUFFER_SIZE];
-        while self.next_chunk(&mut scratch)? > 0 {}
-        Ok(())
+        let mut pumped = 0;
+        loop {
+            match self.next_chunk(&mut scratch)? {
+                0 => return Ok(pumped),
+                n => pumped += n as u64,
+            }
+        }
     }
 
     fn final_encoding(&mut self, sniffed: Encoding) -> Encoding {
@@ -564,7 +586,7 @@ impl<'a, W: Write> Tee<'a, W> {
     }
 }
 
-impl<W: Write> futures::io::AsyncRead for Tee<'_, W> {
+impl<R: Read + Unpin, W: Write> futures::io::AsyncRead for Tee<'_, R, W> {
     fn poll_read(
         self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
@@ -660,6 +682,22 @@ mod tests {
                 counts_complete: true,
             }
         );
+    }
+
+    #[test]
+    fn a_utf16_file_cut_in_a_character_ends_in_a_replacement_character() {
+        // Found by fuzzing (fuzz/fuzz_targets/csv_count.rs): csv-async
+        // stopped reading after a first chunk of only a UTF-8 BOM (here the
+        // converted U+FEFF), so the rest, the U+FFFD of the cut character,
+        // never reached the spool.
+        let mut sink = Vec::new();
+        let file: &[u8] = &[0xFE, 0xFF, 0xFE, 0xFF, 0xFE];
+        let prepared = prepare_from(Path::new("cut.csv"), file, &mut sink, u64::MAX).unwrap();
+        assert_eq!(sink, "\u{feff}\u{fffd}".as_bytes());
+        assert_eq!(prepared.written_bytes, 6);
+        // The counting stopped after the BOM (csv-core takes a first read of
+        // only a BOM for the end), and says so.
+        assert!(!prepared.counts_complete);
     }
 
     #[test]

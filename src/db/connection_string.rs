@@ -16,8 +16,12 @@ pub struct Attribute {
     /// The value with its braces removed and `}}` unescaped.
     pub value: String,
     /// Byte range of the raw value (braces included) in the original string,
-    /// so masking keeps everything else exactly as written.
+    /// so masking keeps everything else exactly as written. It runs to the
+    /// next `;`: text after a closing brace (`Pwd={a}b;`) is part of it, so
+    /// masking hides it and replacing the value removes it.
     raw_value: std::ops::Range<usize>,
+    /// A `{` that is never closed: the value swallows the rest of the string.
+    unclosed: bool,
 }
 
 /// Splits a connection string into its attributes. Never fails: a string
@@ -41,27 +45,30 @@ pub fn parse(conn: &str) -> Vec<Attribute> {
         while start < bytes.len() && bytes[start] == b' ' {
             start += 1;
         }
-        let (value, end) = if bytes.get(start) == Some(&b'{') {
+        let (value, end, unclosed) = if bytes.get(start) == Some(&b'{') {
             read_braced(conn, start)
         } else {
             let end = conn[start..].find(';').map_or(bytes.len(), |i| start + i);
-            (conn[start..end].trim_end().to_string(), end)
+            (conn[start..end].trim_end().to_string(), end, false)
         };
+        // Text after a closing brace is not part of the value, but it is no
+        // attribute either: it belongs to the raw value up to the next `;`.
+        let end = conn[end..].find(';').map_or(bytes.len(), |i| end + i);
         out.push(Attribute {
             key,
             value,
             raw_value: start..end,
+            unclosed,
         });
-        // Skip to the next `;` (text after a closing brace belongs to nothing).
-        pos = conn[end..].find(';').map_or(bytes.len(), |i| end + i + 1);
+        pos = end + 1;
     }
     out
 }
 
 /// Reads `{...}` starting at `start` (the `{`); `}}` is an escaped `}`.
-/// Returns the value and the index just past the closing brace (or the end
-/// of the string when it is missing).
-fn read_braced(conn: &str, start: usize) -> (String, usize) {
+/// Returns the value, the index just past the closing brace (or the end of
+/// the string), and whether the closing brace is missing.
+fn read_braced(conn: &str, start: usize) -> (String, usize, bool) {
     let bytes = conn.as_bytes();
     let mut value = String::new();
     let mut i = start + 1;
@@ -75,12 +82,12 @@ fn read_braced(conn: &str, start: usize) -> (String, usize) {
                 continue;
             }
             value.push_str(&conn[run_start..i]);
-            return (value, i + 1);
+            return (value, i + 1, false);
         }
         i += 1;
     }
     value.push_str(&conn[run_start..]);
-    (value, bytes.len())
+    (value, bytes.len(), true)
 }
 
 /// Writes a value so that a driver manager reads it back unchanged.
@@ -168,15 +175,23 @@ fn set_value(conn: &str, keys: &[&str], value: &str) -> String {
     }
     out.push_str(&conn[last..]);
     if !done {
-        if !out.is_empty() && !out.trim_end().ends_with(';') {
-            out.push(';');
-        }
-        out.push_str(keys[0].to_ascii_uppercase().as_str());
-        out.push('=');
-        out.push_str(&quote_value(value));
-        out.push(';');
+        append(&mut out, &keys[0].to_ascii_uppercase(), &quote_value(value));
     }
     out
+}
+
+/// Appends `key=value;` as an attribute of its own. After a `{` that is
+/// never closed it closes the brace first: otherwise the unclosed value
+/// would swallow the new attribute, and a local password would end up in
+/// the driver's name, unmasked.
+fn append(conn: &mut String, key: &str, value: &str) {
+    if parse(conn).last().is_some_and(|a| a.unclosed) {
+        conn.push('}');
+    }
+    if !conn.is_empty() && !conn.trim_end().ends_with(';') {
+        conn.push(';');
+    }
+    conn.push_str(&format!("{key}={value};"));
 }
 
 /// The local `[database] uid` / `password` override: each given one replaces
@@ -336,10 +351,7 @@ pub fn with_driver_tuning(conn: &str, fetch_rows: usize, max_text_chars: usize) 
         ("MaxLongVarcharSize", long.as_str()),
     ] {
         if get(&out, key).is_none() {
-            if !out.is_empty() && !out.trim_end().ends_with(';') {
-                out.push(';');
-            }
-            out.push_str(&format!("{key}={value};"));
+            append(&mut out, key, value);
         }
     }
     out
@@ -391,6 +403,44 @@ mod tests {
         assert_eq!(mask("Pwd={never closed;Server=h"), "Pwd=***");
         assert_eq!(mask("DSN=acd"), "DSN=acd");
         assert!(!mask("Uid=a;PassWord = hunter2 ;").contains("hunter2"));
+    }
+
+    #[test]
+    fn text_after_a_closing_brace_goes_with_its_value() {
+        // Found by fuzzing (fuzz/fuzz_targets/protocol.rs): the local password
+        // replaced only `{p;w}` and kept the text after it, so the driver got
+        // `l0cal-Secret333}d}` as the password.
+        let cloud = "Driver={Postgr$eSQL Unicode};Server=db;Uid=u;Pwd={p;w}333}d};";
+        let effective = with_credentials(cloud, Some("reader"), Some("l0cal-Secret"));
+        assert_eq!(
+            effective,
+            "Driver={Postgr$eSQL Unicode};Server=db;Uid=reader;Pwd=l0cal-Secret;"
+        );
+        assert_eq!(get(&effective, "pwd").as_deref(), Some("l0cal-Secret"));
+        assert_eq!(
+            mask(cloud),
+            "Driver={Postgr$eSQL Unicode};Server=db;Uid=u;Pwd=***;"
+        );
+        assert_eq!(mask("Pwd={a}b"), "Pwd=***");
+    }
+
+    #[test]
+    fn local_credentials_are_not_swallowed_by_an_unclosed_brace() {
+        // Found by fuzzing (fuzz/fuzz_targets/protocol.rs): appended after a
+        // `{` that is never closed, the local password became part of the
+        // driver's name, which masking does not hide (and a "cannot load
+        // driver" message may echo).
+        let cloud = "Driver={Pos77777777777777777777777777777777777777777tginterval";
+        let effective = with_credentials(cloud, Some("reader"), Some("l0cal-Secret"));
+        assert_eq!(
+            effective,
+            "Driver={Pos77777777777777777777777777777777777777777tginterval};\
+             UID=reader;PWD=l0cal-Secret;"
+        );
+        assert_eq!(secrets(&effective), ["l0cal-Secret"]);
+        assert!(!mask(&effective).contains("l0cal-Secret"));
+        let tuned = with_driver_tuning("Driver={PostgreSQL Unicode", 100, 10);
+        assert_eq!(get(&tuned, "Fetch").as_deref(), Some("100"), "{tuned}");
     }
 
     #[test]

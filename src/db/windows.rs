@@ -492,6 +492,21 @@ impl CommitTracker {
     }
 }
 
+/// How far `windows` (in any order, overlapping or not) cover time without
+/// a gap from `from`: the proof that everything below a watermark was read,
+/// which the tests and the fuzzer check after every commit.
+pub fn covered_until(from: DateTime<Utc>, windows: &[Window]) -> DateTime<Utc> {
+    let mut sorted = windows.to_vec();
+    sorted.sort();
+    sorted.into_iter().fold(from, |reach, w| {
+        if w.start <= reach {
+            reach.max(w.end)
+        } else {
+            reach
+        }
+    })
+}
+
 /// Whether an import reads windows or a whole snapshot, from its query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueryShape {
@@ -1380,14 +1395,7 @@ mod tests {
             else {
                 return;
             };
-            let mut windows = self.committed.clone();
-            windows.sort();
-            let mut reach = origin;
-            for w in windows {
-                if w.start <= reach {
-                    reach = reach.max(w.end);
-                }
-            }
+            let reach = covered_until(origin, &self.committed);
             assert!(reach >= watermark, "gap at {reach}, watermark {watermark}");
         }
     }

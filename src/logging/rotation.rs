@@ -19,20 +19,28 @@ const DATE_LEN: usize = 10;
 /// `n` is one more than the highest number already used for that date (1 if
 /// none). Without gaps this is the first free number; with gaps (someone
 /// deleted `.1` by hand) it still never reuses a lower number, so sorting a
-/// day's files by `n` keeps them in chronological order.
+/// day's files by `n` keeps them in chronological order. Only when a file
+/// numbered `u32::MAX` exists (no one rotates that often: someone made it) is
+/// the lowest free number taken instead, since the rename would overwrite an
+/// existing log.
 pub fn rotated_file_name<I, S>(date: NaiveDate, existing_names: I) -> String
 where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
-    let highest_used = existing_names
+    let used: Vec<u32> = existing_names
         .into_iter()
         .filter_map(|name| parse_rotated_file_name(name.as_ref()))
         .filter(|(used_date, _)| *used_date == date)
         .map(|(_, n)| n)
-        .max()
-        .unwrap_or(0);
-    format_rotated_file_name(date, highest_used.saturating_add(1))
+        .collect();
+    let highest_used = used.iter().copied().max().unwrap_or(0);
+    let n = highest_used.checked_add(1).unwrap_or_else(|| {
+        (1..=u32::MAX)
+            .find(|n| !used.contains(n))
+            .expect("fewer than u32::MAX files of one day")
+    });
+    format_rotated_file_name(date, n)
 }
 
 pub fn format_rotated_file_name(date: NaiveDate, n: u32) -> String {
@@ -185,6 +193,22 @@ mod tests {
         assert_eq!(
             rotated_file_name(date(2026, 11, 25), existing),
             "injixo-cloud-link.2026-11-25.4.log"
+        );
+    }
+
+    #[test]
+    fn the_highest_possible_number_is_never_reused() {
+        // Found by fuzzing (fuzz/fuzz_targets/rotation.rs): the next number
+        // saturated at u32::MAX, and rotating renamed the current log onto
+        // the existing file of that name.
+        let day = date(1071, 9, 21);
+        let existing = [
+            "injixo-cloud-link.1071-09-21.4294967295.log",
+            "injixo-cloud-link.1071-09-21.1.log",
+        ];
+        assert_eq!(
+            rotated_file_name(day, existing),
+            "injixo-cloud-link.1071-09-21.2.log"
         );
     }
 

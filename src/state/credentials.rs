@@ -69,7 +69,7 @@ impl Credentials {
             integration_name: None,
             access_token: token.access_token,
             refresh_token: token.refresh_token,
-            expires_at: now + Duration::seconds(token.expires_in.min(i64::MAX as u64) as i64),
+            expires_at: expiry(now, token.expires_in),
             linked_at: now,
         }
     }
@@ -80,7 +80,7 @@ impl Credentials {
         Credentials {
             access_token: token.access_token,
             refresh_token: token.refresh_token,
-            expires_at: now + Duration::seconds(token.expires_in.min(i64::MAX as u64) as i64),
+            expires_at: expiry(now, token.expires_in),
             integration_id: token.integration_id,
             ..self.clone()
         }
@@ -118,6 +118,19 @@ impl Credentials {
             }),
         }
     }
+}
+
+/// The longest token lifetime believed. A longer `expires_in` (up to
+/// u64::MAX from a broken cloud) would overflow the date arithmetic or store
+/// a date the file cannot hold; refreshing after a year costs nothing.
+const MAX_TOKEN_LIFETIME: Duration = Duration::days(366);
+
+fn expiry(now: DateTime<Utc>, expires_in: u64) -> DateTime<Utc> {
+    let lifetime = i64::try_from(expires_in)
+        .ok()
+        .and_then(Duration::try_seconds)
+        .map_or(MAX_TOKEN_LIFETIME, |d| d.min(MAX_TOKEN_LIFETIME));
+    now + lifetime
 }
 
 /// A UUID created once per installation and sent with every pairing, so the
@@ -229,6 +242,25 @@ mod tests {
         assert_eq!(short.refresh_at(now), now + Duration::seconds(8));
         let expired = Credentials::linked(token(0), "u", now);
         assert!(expired.refresh_at(now + Duration::seconds(5)) <= now);
+    }
+
+    #[test]
+    fn a_wild_token_lifetime_neither_panics_nor_makes_an_unloadable_file() {
+        // Seen while writing the protocol fuzz target, which covers it now
+        // (fuzz/fuzz_targets/protocol.rs): a token answer with an
+        // `expires_in` chrono cannot hold as a duration panicked.
+        let now = Utc::now();
+        for expires_in in [u64::MAX, i64::MAX as u64, 9_223_372_036_854_776] {
+            let c = Credentials::linked(token(expires_in), "u", now);
+            assert_eq!(c.expires_at, now + Duration::days(366));
+            let again = c.refreshed(token(expires_in), now);
+            assert_eq!(again.expires_at, c.expires_at);
+            let stored = serde_json::to_vec(&again).unwrap();
+            assert_eq!(
+                serde_json::from_slice::<Credentials>(&stored).unwrap(),
+                again
+            );
+        }
     }
 
     #[test]
