@@ -23,9 +23,23 @@ pub mod paths {
     pub const UPLOADS: &str = "/api/cloud-link/v1/uploads";
     pub const HEARTBEAT: &str = "/api/cloud-link/v1/heartbeat";
 
-    /// `POST /api/cloud-link/v1/uploads/{upload_id}/commit`
+    /// `POST /api/cloud-link/v1/uploads/{upload_id}/commit`. The id comes
+    /// from the cloud: it is one path segment, percent-encoded, so that a
+    /// value like `../oauth/token` cannot aim the POST at another endpoint.
     pub fn commit(upload_id: &str) -> String {
-        format!("{UPLOADS}/{upload_id}/commit")
+        /// Everything but RFC 3986's unreserved characters.
+        const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'_')
+            .remove(b'~');
+        let segment = match upload_id {
+            // "." and ".." are unreserved, yet a path resolver removes them.
+            "." => "%2E".to_string(),
+            ".." => "%2E%2E".to_string(),
+            id => percent_encoding::utf8_percent_encode(id, SEGMENT).to_string(),
+        };
+        format!("{UPLOADS}/{segment}/commit")
     }
 }
 
@@ -547,6 +561,26 @@ pub mod emulator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_upload_id_from_the_cloud_stays_one_path_segment() {
+        assert_eq!(
+            paths::commit("upl_1a2B-3.c~d"),
+            "/api/cloud-link/v1/uploads/upl_1a2B-3.c~d/commit"
+        );
+        assert_eq!(
+            paths::commit("../../oauth/token?x=1#"),
+            "/api/cloud-link/v1/uploads/..%2F..%2Foauth%2Ftoken%3Fx%3D1%23/commit"
+        );
+        assert_eq!(
+            paths::commit(".."),
+            "/api/cloud-link/v1/uploads/%2E%2E/commit"
+        );
+        assert_eq!(
+            paths::commit("ü b"),
+            "/api/cloud-link/v1/uploads/%C3%BC%20b/commit"
+        );
+    }
 
     #[test]
     fn assignment_example_of_the_protocol_parses() {
