@@ -64,7 +64,7 @@ pub fn draw(path: &Path, plot: &Plot) -> Result<(), String> {
             .iter()
             .flat_map(|l| l.points.iter().map(|(_, v)| *v))
             .fold(1.0, f64::max)
-            * 1.15;
+            * 1.45;
         let mut chart = ChartBuilder::on(area)
             .margin(15)
             .caption(&panel.title, ("sans-serif", 20))
