@@ -283,7 +283,7 @@ fn progress(sample: &Sample, csv: &CsvProducer, db: &DbProducer) {
         sample.spool[0],
         sample.spool[1],
         csv.files(),
-        db.rows
+        db.attempted()
     ));
 }
 
@@ -413,7 +413,7 @@ fn run(args: &Args, work: &Path) -> Result<Summary, String> {
         "production over: {} files ({} rows), {} database rows; draining",
         csv.files(),
         csv.rows,
-        db.rows
+        db.attempted()
     ));
 
     let table_keys = table.keys()?;
@@ -477,7 +477,8 @@ fn run(args: &Args, work: &Path) -> Result<Summary, String> {
         csv_outcome,
         csv_imports: csv_view.imports(),
         csv_duplicate_commits: csv_view.total_duplicate_commits(),
-        db_rows: db.rows,
+        db_rows: table_keys.len() as u64,
+        db_producer_reconnects: db.reconnects,
         db_outcome,
         db_imports: db_view.imports(),
         db_lines_with_repeats: db_view.lines_with_repeats,

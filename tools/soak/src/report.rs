@@ -139,6 +139,7 @@ pub struct Summary {
     pub csv_imports: usize,
     pub csv_duplicate_commits: u64,
     pub db_rows: u64,
+    pub db_producer_reconnects: u64,
     pub db_outcome: DbOutcome,
     pub db_imports: usize,
     pub db_lines_with_repeats: u64,
@@ -367,6 +368,17 @@ impl Summary {
                 by_mode.join(", ")
             ),
         );
+        if self.db_producer_reconnects > 0 {
+            push(
+                &mut t,
+                format!(
+                    "PostgreSQL went away under the row producer {} time(s) (restarted by \
+                     someone else on this machine); rows count as sent only when the table \
+                     holds them.",
+                    self.db_producer_reconnects
+                ),
+            );
+        }
         push(
             &mut t,
             match self.drained_after {
