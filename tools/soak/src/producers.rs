@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
 use std::time::Duration;
 
@@ -115,12 +115,29 @@ pub struct Table {
 
 impl Table {
     pub fn create() -> Result<Table, String> {
+        Self::drop_orphans()?;
         let name = format!("icl_soak_{}", std::process::id());
         psql_run(&format!(
             "DROP TABLE IF EXISTS {name}; CREATE TABLE {name} \
              (agent text, starttime timestamp, endtime timestamp, activity text)"
         ))?;
         Ok(Table { name })
+    }
+
+    /// Drops the tables of soaks that were killed before they could drop
+    /// theirs (their process no longer exists).
+    fn drop_orphans() -> Result<(), String> {
+        let names =
+            psql_run("SELECT tablename FROM pg_tables WHERE tablename LIKE 'icl\\_soak\\_%'")?;
+        for name in names.lines() {
+            let pid = name
+                .strip_prefix("icl_soak_")
+                .and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+                psql_run(&format!("DROP TABLE IF EXISTS {name}"))?;
+            }
+        }
+        Ok(())
     }
 
     /// The query of the import: the window's rows, by their start time.
