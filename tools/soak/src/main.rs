@@ -19,7 +19,8 @@
 //! Every 10 s it samples each client's RSS, open file descriptors and threads
 //! (`/proc/PID/status`, `/proc/PID/fd`) and its spool depth (items in
 //! `state/spool`). Then it stops producing, clears the faults and waits (at
-//! most `--drain-seconds`) until both spools are empty and everything is in
+//! most `--drain-seconds`, 7 min: the uploader's backoff after an outage may
+//! reach its 5-minute cap) until both spools are empty and everything is in
 //! the cloud.
 //!
 //! It fails (exit 1) when:
@@ -84,8 +85,10 @@ struct Args {
     /// Where to write the plot (PNG).
     #[arg(long)]
     plot: PathBuf,
-    /// Longest wait, after production, for the spools to drain.
-    #[arg(long, default_value_t = 300)]
+    /// Longest wait, after production, for the spools to drain. Above the
+    /// uploader's backoff cap (5 min): after an outage its next try may be
+    /// that far away.
+    #[arg(long, default_value_t = 420)]
     drain_seconds: u64,
     /// Keep the work folder (install folders, logs) even when the soak passes.
     #[arg(long)]
