@@ -23,6 +23,9 @@ pub mod paths {
     pub const UPLOADS: &str = "/api/cloud-link/v1/uploads";
     pub const HEARTBEAT: &str = "/api/cloud-link/v1/heartbeat";
 
+    /// The commit's route, as a server's router writes it.
+    pub const COMMIT_ROUTE: &str = "/api/cloud-link/v1/uploads/{upload_id}/commit";
+
     /// `POST /api/cloud-link/v1/uploads/{upload_id}/commit`. The id comes
     /// from the cloud: it is one path segment, percent-encoded, so that a
     /// value like `../oauth/token` cannot aim the POST at another endpoint.
@@ -39,7 +42,7 @@ pub mod paths {
             ".." => "%2E%2E".to_string(),
             id => percent_encoding::utf8_percent_encode(id, SEGMENT).to_string(),
         };
-        format!("{UPLOADS}/{segment}/commit")
+        COMMIT_ROUTE.replace("{upload_id}", &segment)
     }
 }
 

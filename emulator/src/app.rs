@@ -154,10 +154,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route(paths::ASSIGNMENT, web::get().to(api::assignment))
     .route(paths::HEARTBEAT, web::post().to(api::heartbeat))
     .route(paths::UPLOADS, web::post().to(uploads::create))
-    .route(
-        &paths::commit("{upload_id}"),
-        web::post().to(uploads::commit),
-    )
+    .route(paths::COMMIT_ROUTE, web::post().to(uploads::commit))
     .route(
         "/_s3/uploads/{upload_id}",
         web::put().to(uploads::put_object),
