@@ -14,13 +14,18 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 /// SIGINT, SIGTERM and SIGHUP ask the soak to stop: the loops see
-/// [`stop_requested`], return, and the guards stop every child.
+/// [`stop_requested`], return, and the guards stop every child. A signal
+/// ignored at start stays ignored (`nohup scripts/soak …` keeps running when
+/// its terminal goes away).
 pub fn install_signal_handlers() {
     for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: the handler only stores into an atomic, which is
-        // async-signal-safe.
+        // async-signal-safe; putting back SIG_IGN is always allowed.
         unsafe {
-            libc::signal(signal, on_signal as *const () as libc::sighandler_t);
+            let before = libc::signal(signal, on_signal as *const () as libc::sighandler_t);
+            if before == libc::SIG_IGN {
+                libc::signal(signal, libc::SIG_IGN);
+            }
         }
     }
 }
