@@ -27,7 +27,8 @@ use support::*;
 const PASSWORD: &str = "s3cr%t-pw";
 const PROXY_WITH_PASSWORD: &str = "http://icl:s3cr%t-pw@proxy.example:8080";
 
-/// An install folder outside /tmp, so the unit keeps `PrivateTmp=yes`.
+/// An install folder in the build's temp folder: outside /tmp (so the unit
+/// keeps `PrivateTmp=yes`) unless the checkout itself is under /tmp.
 fn install_dir(app_name: &str, import_dir: &Path) -> InstallDir {
     let install = InstallDir {
         dir: tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir"),
@@ -93,7 +94,16 @@ fn install_writes_our_unit_keeps_the_proxy_password_root_only_and_refuses_anothe
         format!("\nWorkingDirectory={}\n", folder.display()),
         "\nType=notify\nNotifyAccess=main\n".to_owned(),
         "\nRestart=always\nRestartSec=5\nRestartPreventExitStatus=78\nWatchdogSec=60\nTimeoutStopSec=15\n".to_owned(),
-        "\nNoNewPrivileges=yes\nProtectSystem=full\nPrivateTmp=yes\n".to_owned(),
+        // A checkout under /tmp (CI may clone there) puts the folders under
+        // /tmp too, where the unit leaves PrivateTmp out on purpose.
+        if [folder.as_path(), import_path.as_path()]
+            .iter()
+            .any(|dir| dir.starts_with("/tmp") || dir.starts_with("/var/tmp"))
+        {
+            "\nNoNewPrivileges=yes\nProtectSystem=full\n# PrivateTmp=yes is left out: the install or import folder is under /tmp or /var/tmp.\n".to_owned()
+        } else {
+            "\nNoNewPrivileges=yes\nProtectSystem=full\nPrivateTmp=yes\n".to_owned()
+        },
         format!(
             "\nReadWritePaths={} -{}\n",
             folder.display(),
