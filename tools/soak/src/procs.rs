@@ -116,24 +116,16 @@ impl Guarded {
     /// SIGTERM, then waits at most `grace` before killing. Returns the exit
     /// status, or `None` when it had to be killed.
     pub fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
-        let mut child = self.child.take()?;
+        let child = self.child.as_mut()?;
         if let Ok(Some(status)) = child.try_wait() {
+            self.child = None;
             return Some(status);
         }
         // SAFETY: kill(2) on our own child, not yet reaped.
         unsafe {
             libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
         }
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        None
+        self.wait_or_kill(grace)
     }
 }
 
