@@ -332,16 +332,25 @@ impl Config {
         let _ = writeln!(
             out,
             "# configuration file: {} ({})",
-            self.file.display(),
+            one_line(&self.file.display().to_string()),
             if self.file_found {
                 "found"
             } else {
                 "not found: all defaults"
             }
         );
-        let _ = writeln!(out, "# install folder: {}", self.install_dir.display());
+        let _ = writeln!(
+            out,
+            "# install folder: {}",
+            one_line(&self.install_dir.display().to_string())
+        );
         let _ = writeln!(out, "\n[app]");
-        let _ = writeln!(out, "name = {:?}  {}", self.app.name, origin("app.name"));
+        let _ = writeln!(
+            out,
+            "name = {}  {}",
+            toml_string(&self.app.name),
+            origin("app.name")
+        );
         let _ = writeln!(
             out,
             "verbose = {}  {}",
@@ -357,8 +366,8 @@ impl Config {
         let _ = writeln!(out, "\n[cloud]");
         let _ = writeln!(
             out,
-            "url = {:?}  {}",
-            self.cloud.url.as_str().trim_end_matches('/'),
+            "url = {}  {}",
+            toml_string(self.cloud.url.as_str().trim_end_matches('/')),
             origin("cloud.url")
         );
         let _ = writeln!(out, "\n[log]");
@@ -408,8 +417,8 @@ impl Config {
             Some(conn) => {
                 let _ = writeln!(
                     out,
-                    "connectionString = {:?}  {}",
-                    crate::db::connection_string::mask(conn),
+                    "connectionString = {}  {}",
+                    toml_string(&crate::db::connection_string::mask(conn)),
                     origin("database.connectionString")
                 );
             }
@@ -421,7 +430,12 @@ impl Config {
             }
         }
         if let Some(uid) = &self.database.uid {
-            let _ = writeln!(out, "uid = {uid:?}  {}", origin("database.uid"));
+            let _ = writeln!(
+                out,
+                "uid = {}  {}",
+                toml_string(uid),
+                origin("database.uid")
+            );
         }
         if self.database.password.is_some() {
             let _ = writeln!(out, "password = \"***\"  {}", origin("database.password"));
@@ -435,13 +449,26 @@ impl Config {
     }
 }
 
-/// A TOML literal string when possible, so Windows paths stay readable.
+/// A value as TOML reads it back. The toml crate's encoder, not Rust's
+/// `{:?}`: Debug escapes differ from TOML's (`\u{feff}` is not TOML), which
+/// the config fuzzer found with a byte-order mark inside a path. The encoder
+/// picks a literal string when it can, so Windows paths stay readable.
 fn toml_string(s: &str) -> String {
-    if s.contains('\'') || s.contains('\n') {
-        format!("{s:?}")
-    } else {
-        format!("'{s}'")
-    }
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+/// A path shown in a `#` comment: a line break in it would end the comment
+/// and turn the rest into TOML, so control characters are shown escaped.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn absolute(path: &Path) -> PathBuf {
@@ -1148,6 +1175,48 @@ mod tests {
             !shown.contains("topsecret") && !shown.contains("hunter2"),
             "{shown}"
         );
+    }
+
+    /// What `check-config` prints reads back as the same config, whatever
+    /// characters the file's strings hold. Regression: the config fuzzer's
+    /// input with a byte-order mark and newlines inside `importDirectory`,
+    /// which `{:?}` escaping had turned into TOML that does not parse.
+    #[test]
+    fn described_config_reads_back_with_any_characters_in_strings() {
+        let fuzzer_found =
+            include_bytes!("../../fuzz/seeds/config/regression-bom-in-multiline-path.toml");
+        let hostile = [
+            "\u{feff}lead",
+            "line\nbreak",
+            "tab\there",
+            "quote ' and \" both",
+            "back\\slash",
+            "del \u{7f} and nul-free controls \u{1}\u{1f}",
+            "c:\\imports\\queue'1",
+            "emoji \u{1f600} and \u{2028}",
+        ];
+        let mut inputs: Vec<Vec<u8>> = vec![fuzzer_found.to_vec()];
+        for s in hostile {
+            let quoted = toml::Value::String(s.to_owned()).to_string();
+            inputs.push(
+                format!("[app]\nimportDirectory = {quoted}\n[database]\nconnectionString = {quoted}\nuid = {quoted}\n")
+                    .into_bytes(),
+            );
+        }
+        let file = Path::new("/opt/icl\n[app]\nname = 'x'/injixo-cloud-link.toml");
+        let install_dir = Path::new("/opt/icl\n[app]\nname = 'x'");
+        for input in inputs {
+            let config = Config::from_bytes(&input, file, install_dir).unwrap();
+            let described = config.describe();
+            let again = Config::from_bytes(described.as_bytes(), file, install_dir)
+                .unwrap_or_else(|e| panic!("does not read back:\n{described}\n{e}"));
+            assert_eq!(again.app, config.app, "{described}");
+            assert_eq!(again.database.uid, config.database.uid, "{described}");
+            assert_eq!(
+                again.database.connection_string, config.database.connection_string,
+                "{described}"
+            );
+        }
     }
 
     #[test]
