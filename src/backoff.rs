@@ -64,6 +64,100 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.failures = 0;
     }
+
+    /// The jittered delay after `failures` failures of this policy, without
+    /// touching `self` (an item's own retries, counted in its sidecar).
+    pub fn delay_after(&self, failures: u32, unit: f64) -> Duration {
+        let mut b = Backoff {
+            failures: failures.saturating_sub(1),
+            ..self.clone()
+        };
+        b.fail_with_jitter(unit)
+    }
+}
+
+/// One backoff for a resource that several requests use at once (the cloud,
+/// for the uploads in flight).
+///
+/// A failure escalates the backoff only when its request started after the
+/// previous failure was recorded. Requests that were already under way then
+/// fail for the same reason, and counting each of them (as a plain
+/// [`Backoff`] would) doubles the delay once per request instead of once per
+/// round: the 30-minute soak showed a 15-second outage park every upload for
+/// up to five minutes that way. Pure: the caller passes the clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedBackoff<T> {
+    backoff: Backoff,
+    /// When the last escalating failure was recorded, and when its pause ends.
+    round: Option<(T, T)>,
+}
+
+impl<T> SharedBackoff<T>
+where
+    T: Copy + Ord + std::ops::Add<Duration, Output = T> + SinceEarlier,
+{
+    pub fn new(backoff: Backoff) -> Self {
+        SharedBackoff {
+            backoff,
+            round: None,
+        }
+    }
+
+    /// Records that a request started at `started` failed at `now`; the
+    /// delay before trying again. `unit` is a random number in `[0, 1)` for
+    /// the jitter.
+    pub fn fail(&mut self, started: T, now: T, unit: f64) -> Duration {
+        if let Some((recorded, resume_at)) = self.round {
+            if started < recorded {
+                // Same round: wait for the pause already decided.
+                return resume_at.since_earlier(now);
+            }
+        }
+        let delay = self.backoff.fail_with_jitter(unit);
+        self.round = Some((now, now + delay));
+        delay
+    }
+
+    /// Escalations since the last reset.
+    pub fn failures(&self) -> u32 {
+        self.backoff.failures()
+    }
+
+    /// Counts `failures` earlier rounds (restored after a restart).
+    pub fn restore(&mut self, failures: u32) {
+        for _ in 0..failures {
+            self.backoff.fail();
+        }
+    }
+
+    /// The policy (base and cap) this backoff escalates with.
+    pub fn policy(&self) -> &Backoff {
+        &self.backoff
+    }
+
+    pub fn reset(&mut self) {
+        self.backoff.reset();
+        self.round = None;
+    }
+}
+
+/// `later.since_earlier(earlier)`: the time from `earlier` to `self`, zero
+/// when `earlier` is not earlier. Lets [`SharedBackoff`] take `Instant` in
+/// the client and plain durations in tests.
+pub trait SinceEarlier {
+    fn since_earlier(self, earlier: Self) -> Duration;
+}
+
+impl SinceEarlier for std::time::Instant {
+    fn since_earlier(self, earlier: Self) -> Duration {
+        self.saturating_duration_since(earlier)
+    }
+}
+
+impl SinceEarlier for Duration {
+    fn since_earlier(self, earlier: Self) -> Duration {
+        self.saturating_sub(earlier)
+    }
 }
 
 /// How long an actor must run without failing before its restart backoff
@@ -174,6 +268,63 @@ mod tests {
         assert_eq!(b.fail_with_jitter(0.5), S(2));
         assert_eq!(b.fail_with_jitter(0.0), Duration::ZERO);
         assert_eq!(b.fail_with_jitter(7.0), S(16));
+    }
+
+    #[test]
+    fn an_items_own_delay_follows_its_attempts() {
+        let b = Backoff::requests();
+        assert_eq!(b.delay_after(1, 0.999_999).as_secs(), 0);
+        assert_eq!(b.delay_after(1, 1.0), S(1));
+        assert_eq!(b.delay_after(4, 1.0), S(8));
+        assert_eq!(b.delay_after(40, 1.0), S(300));
+        assert_eq!(
+            b.delay_after(0, 1.0),
+            S(1),
+            "a first failure waits the base"
+        );
+        assert_eq!(b.failures(), 0, "the policy itself is untouched");
+    }
+
+    #[test]
+    fn requests_under_way_when_the_cloud_fails_escalate_once() {
+        let mut shared = SharedBackoff::new(Backoff::requests());
+        // Two uploads start at 0 and 0.1 s; the cloud goes down.
+        let first = shared.fail(S(0), Duration::from_millis(500), 1.0);
+        assert_eq!(first, S(1));
+        // The second was under way before the first failure: same round,
+        // it waits for what is left of the same pause.
+        let second = shared.fail(Duration::from_millis(100), Duration::from_millis(900), 1.0);
+        assert_eq!(second, Duration::from_millis(600));
+        assert_eq!(shared.failures(), 1);
+        // After the pause both start again (1.5 s) and fail: one escalation.
+        assert_eq!(shared.fail(Duration::from_millis(1500), S(2), 1.0), S(2));
+        assert_eq!(shared.fail(Duration::from_millis(1500), S(3), 1.0), S(1));
+        assert_eq!(shared.failures(), 2);
+    }
+
+    #[test]
+    fn a_fifteen_second_outage_with_many_items_ends_in_seconds_not_minutes() {
+        // Two uploads at a time, each failing 200 ms after it starts, while
+        // the cloud is down for 15 s. The ceiling after the outage must stay
+        // near the outage's length (16 s), where counting every request
+        // reached the five-minute cap.
+        let mut shared = SharedBackoff::new(Backoff::requests());
+        let mut now = S(0);
+        let mut ceiling = Duration::ZERO;
+        while now < S(15) {
+            let started = now;
+            let mut pause = Duration::ZERO;
+            for _ in 0..2 {
+                now += Duration::from_millis(200);
+                pause = shared.fail(started, now, 1.0);
+            }
+            ceiling = shared.policy().ceiling();
+            now += pause;
+        }
+        assert!(ceiling <= S(16), "{ceiling:?}");
+        assert!(shared.failures() <= 5, "{}", shared.failures());
+        shared.reset();
+        assert_eq!(shared.failures(), 0);
     }
 
     #[test]

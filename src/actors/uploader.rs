@@ -12,8 +12,13 @@
 //! Trouble reaching the cloud (network, 408, 429, 5xx) pauses all uploads
 //! with one shared backoff (full jitter, `Retry-After` as a lower bound):
 //! the cloud is one resource, and a thousand spooled items must not each
-//! find that out on their own. The retry bookkeeping is saved in each
-//! item's sidecar so that a restart does not start hammering again.
+//! find that out on their own. It escalates once per round of attempts,
+//! not once per failed request (`backoff::SharedBackoff`), so the pause
+//! follows the outage's length. Trouble with one item (its URL refused
+//! again, its upload lost by the cloud, its file unreadable) waits by that
+//! item's own attempts and holds back no other. The retry bookkeeping is
+//! saved in each item's sidecar so that a restart does not start hammering
+//! again.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
@@ -33,7 +38,7 @@ use tracing::{debug, error, info, warn};
 use crate::actors::pairing::{GetAccessToken, PairingActor, Unauthorized};
 use crate::actors::slot::Slot;
 use crate::actors::supervisor::Shutdown;
-use crate::backoff::{Backoff, FailureLog};
+use crate::backoff::{Backoff, FailureLog, SharedBackoff};
 use crate::http::{self, HttpClientFactory, HttpError, API_TIMEOUT};
 use crate::protocol::{
     paths, CommitResponse, CreateUploadRequest, CreateUploadResponse, SpoolState,
@@ -124,6 +129,9 @@ struct Entry {
     item: SpooledItem,
     stage: Stage,
     due: Instant,
+    /// When its latest attempt started: a failure of an attempt that began
+    /// before the cloud-wide backoff last escalated does not escalate it again.
+    started: Instant,
     /// An attempt or a file operation on this item is under way.
     busy: bool,
     /// 403s on the PUT in a row: the first gets a new URL at once.
@@ -187,7 +195,9 @@ pub struct UploaderActor {
     api_timeout: Duration,
     entries: BTreeMap<Key, Entry>,
     in_flight: usize,
-    backoff: Backoff,
+    /// Cloud-wide trouble (network, 401, 408, 429, 5xx): one backoff that
+    /// pauses every upload, escalated once per round of attempts.
+    backoff: SharedBackoff<Instant>,
     failures: FailureLog,
     sidecar_failures: FailureLog,
     paused_until: Option<Instant>,
@@ -207,7 +217,7 @@ impl UploaderActor {
             api_timeout: API_TIMEOUT,
             entries: BTreeMap::new(),
             in_flight: 0,
-            backoff: Backoff::requests(),
+            backoff: SharedBackoff::new(Backoff::requests()),
             failures: FailureLog::default(),
             sidecar_failures: FailureLog::default(),
             paused_until: None,
@@ -228,7 +238,7 @@ impl UploaderActor {
 
     /// The retry delays (protocol §5's by default); tests shorten them.
     pub fn with_retry_policy(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
+        self.backoff = SharedBackoff::new(backoff);
         self
     }
 
@@ -256,6 +266,7 @@ impl UploaderActor {
             item,
             stage: Stage::Create,
             due: now + wait,
+            started: now,
             busy: false,
             url_refusals: 0,
             parked: false,
@@ -319,6 +330,7 @@ impl UploaderActor {
             return;
         };
         entry.busy = true;
+        entry.started = Instant::now();
         self.in_flight += 1;
         let api = Rc::clone(self.api.as_ref().expect("created in started()"));
         let attempt = attempt(
@@ -378,9 +390,7 @@ impl UploaderActor {
     /// After a restart, continue the backoff where the last run left it.
     fn resume_backoff(&mut self, items: &[SpooledItem]) {
         let failures = items.iter().map(|i| i.attempts).max().unwrap_or(0);
-        for _ in 0..failures.min(MAX_RESTORED_FAILURES) {
-            self.backoff.fail();
-        }
+        self.backoff.restore(failures.min(MAX_RESTORED_FAILURES));
     }
 
     // ---- outcomes ----------------------------------------------------------
@@ -491,6 +501,14 @@ impl UploaderActor {
             Failure::Http { error, .. } => error.status(),
             Failure::Local(_) => None,
         };
+        let now = Instant::now();
+        let started = entry.started;
+        // Trouble with this item only waits by the item's own attempts, so
+        // that it cannot slow down the others.
+        let own_delay = self
+            .backoff
+            .policy()
+            .delay_after(entry.item.attempts.saturating_add(1), rand::random());
         let verdict = match &failure {
             Failure::Http {
                 step: Step::Put, ..
@@ -501,7 +519,7 @@ impl UploaderActor {
                 let delay = if entry.url_refusals == 1 {
                     Duration::ZERO
                 } else {
-                    self.backoff.fail_with_jitter(rand::random())
+                    own_delay
                 };
                 Verdict::Retry {
                     stage: Stage::Create,
@@ -519,7 +537,7 @@ impl UploaderActor {
                 }
                 Verdict::Retry {
                     stage: resume,
-                    delay: self.backoff.fail_with_jitter(rand::random()),
+                    delay: self.backoff.fail(started, now, rand::random()),
                     pause_all: true,
                 }
             }
@@ -534,12 +552,12 @@ impl UploaderActor {
             {
                 Verdict::Retry {
                     stage: Stage::Create,
-                    delay: self.backoff.fail_with_jitter(rand::random()),
+                    delay: own_delay,
                     pause_all: false,
                 }
             }
             Failure::Http { error, .. } if error.is_retryable() => {
-                let jittered = self.backoff.fail_with_jitter(rand::random());
+                let jittered = self.backoff.fail(started, now, rand::random());
                 Verdict::Retry {
                     stage: resume,
                     delay: jittered.max(error.retry_after().unwrap_or_default()),
@@ -552,13 +570,13 @@ impl UploaderActor {
             Failure::Http { .. } if status.is_some_and(|s| s.is_client_error()) => Verdict::Reject,
             Failure::Http { .. } => Verdict::Retry {
                 stage: resume,
-                delay: self.backoff.fail_with_jitter(rand::random()),
+                delay: own_delay,
                 pause_all: false,
             },
             Failure::Local(SpoolError::Damaged { .. }) => Verdict::Reject,
             Failure::Local(_) => Verdict::Retry {
                 stage: resume,
-                delay: self.backoff.fail_with_jitter(rand::random()),
+                delay: own_delay,
                 pause_all: false,
             },
         };
