@@ -541,7 +541,9 @@ impl Actor for PairingActor {
         };
         let configured = self.cloud_url();
         self.credentials = match credentials {
-            Some(c) if c.cloud_url != configured => {
+            // Trailing slashes do not make another cloud: the URL is a base,
+            // and links saved before the configuration dropped them stay.
+            Some(c) if c.cloud_url.trim_end_matches('/') != configured.trim_end_matches('/') => {
                 warn!(
                     "the saved link was made with the cloud {}, but [cloud] url is now {}; pairing again",
                     c.cloud_url, configured
