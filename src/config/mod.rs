@@ -360,7 +360,7 @@ impl Config {
         let _ = writeln!(
             out,
             "importDirectory = {}  {}",
-            toml_string(&self.app.import_directory.display().to_string()),
+            toml_path(&self.app.import_directory.display().to_string()),
             origin("app.importDirectory")
         );
         let _ = writeln!(out, "\n[cloud]");
@@ -449,12 +449,23 @@ impl Config {
     }
 }
 
-/// A value as TOML reads it back. The toml crate's encoder, not Rust's
-/// `{:?}`: Debug escapes differ from TOML's (`\u{feff}` is not TOML), which
-/// the config fuzzer found with a byte-order mark inside a path. The encoder
-/// picks a literal string when it can, so Windows paths stay readable.
+/// Text as TOML reads it back: the toml crate's encoder, not Rust's `{:?}`,
+/// whose escapes differ from TOML's (`\u{feff}` is not TOML): the config
+/// fuzzer found a byte-order mark inside a path written that way.
 fn toml_string(s: &str) -> String {
     toml::Value::String(s.to_owned()).to_string()
+}
+
+/// A path as TOML reads it back: a literal string when TOML allows one (no
+/// `'`, no control character but tab), so Windows paths stay readable.
+fn toml_path(s: &str) -> String {
+    if s.chars()
+        .any(|c| c == '\'' || (c.is_control() && c != '\t'))
+    {
+        toml_string(s)
+    } else {
+        format!("'{s}'")
+    }
 }
 
 /// The cloud URL is a base that paths are appended to, so `…/api/` and
