@@ -15,6 +15,7 @@ pub mod db;
 pub mod http;
 pub mod instance_lock;
 pub mod logging;
+pub mod malloc;
 pub mod pairing;
 pub mod protocol;
 pub mod report;
