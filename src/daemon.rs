@@ -37,7 +37,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const UPLOAD_CONCURRENCY: usize = 2;
 
 pub fn run(config_path: &Path, console: bool) -> Result<(), Failure> {
-    crate::malloc::limit_arenas();
+    crate::malloc::limit_retained_memory();
     let config_path =
         std::path::absolute(config_path).map_err(|e| Failure::new(exitcode::OSERR, e))?;
     let install_dir = config_path
