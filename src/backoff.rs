@@ -79,27 +79,41 @@ impl Backoff {
 /// One backoff for a resource that several requests use at once (the cloud,
 /// for the uploads in flight).
 ///
-/// A failure escalates the backoff only when its request started after the
-/// previous failure was recorded. Requests that were already under way then
-/// fail for the same reason, and counting each of them (as a plain
-/// [`Backoff`] would) doubles the delay once per request instead of once per
-/// round: the 30-minute soak showed a 15-second outage park every upload for
-/// up to five minutes that way. Pure: the caller passes the clock.
+/// The pause after a failure grows with how long the resource has been
+/// failing (from `base` to `cap`, with full jitter), not with how many
+/// requests failed. Counting failures, as a plain [`Backoff`] does, lets the
+/// delay outrun the outage: requests already under way fail for the same
+/// reason, and with full jitter a pause can be a few milliseconds, so the
+/// count doubles many times in seconds. The 30-minute soak showed a
+/// 15-second outage park every upload for up to five minutes that way, and
+/// a later run, with faults on half of the time, parked them for longer.
+/// Tied to the time, uploads resume at most about one outage-length after
+/// the resource is back. A failure of a request that started before the
+/// last recorded failure joins that pause. Pure: the caller passes the
+/// clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SharedBackoff<T> {
-    backoff: Backoff,
-    /// When the last escalating failure was recorded, and when its pause ends.
+    policy: Backoff,
+    /// The first failure since the last success.
+    failing_since: Option<T>,
+    /// A ceiling carried over from before a restart.
+    restored: Duration,
+    /// When the last failure was recorded, and when its pause ends.
     round: Option<(T, T)>,
+    rounds: u32,
 }
 
 impl<T> SharedBackoff<T>
 where
     T: Copy + Ord + std::ops::Add<Duration, Output = T> + SinceEarlier,
 {
-    pub fn new(backoff: Backoff) -> Self {
+    pub fn new(policy: Backoff) -> Self {
         SharedBackoff {
-            backoff,
+            policy,
+            failing_since: None,
+            restored: Duration::ZERO,
             round: None,
+            rounds: 0,
         }
     }
 
@@ -113,31 +127,47 @@ where
                 return resume_at.since_earlier(now);
             }
         }
-        let delay = self.backoff.fail_with_jitter(unit);
+        self.failing_since.get_or_insert(now);
+        let delay = self.ceiling_at(now).mul_f64(unit.clamp(0.0, 1.0));
         self.round = Some((now, now + delay));
+        self.rounds = self.rounds.saturating_add(1);
         delay
     }
 
-    /// Escalations since the last reset.
+    /// The longest pause a failure at `now` can get: the time the resource
+    /// has been failing (or what a restart carried over), from `base` to
+    /// `cap`.
+    pub fn ceiling_at(&self, now: T) -> Duration {
+        let failing_for = self
+            .failing_since
+            .map_or(Duration::ZERO, |since| now.since_earlier(since));
+        failing_for
+            .max(self.restored)
+            .clamp(self.policy.base, self.policy.cap)
+    }
+
+    /// Rounds of failures since the last success.
     pub fn failures(&self) -> u32 {
-        self.backoff.failures()
+        self.rounds
     }
 
-    /// Counts `failures` earlier rounds (restored after a restart).
+    /// Carries the ceiling of `failures` failed attempts over a restart, so
+    /// that a restart does not start hammering again.
     pub fn restore(&mut self, failures: u32) {
-        for _ in 0..failures {
-            self.backoff.fail();
-        }
+        self.restored = self.policy.delay_after(failures, 1.0);
+        self.rounds = failures;
     }
 
-    /// The policy (base and cap) this backoff escalates with.
+    /// The policy (base and cap).
     pub fn policy(&self) -> &Backoff {
-        &self.backoff
+        &self.policy
     }
 
     pub fn reset(&mut self) {
-        self.backoff.reset();
+        self.failing_since = None;
+        self.restored = Duration::ZERO;
         self.round = None;
+        self.rounds = 0;
     }
 }
 
@@ -286,45 +316,75 @@ mod tests {
     }
 
     #[test]
-    fn requests_under_way_when_the_cloud_fails_escalate_once() {
+    fn requests_under_way_when_the_cloud_fails_join_the_pause() {
         let mut shared = SharedBackoff::new(Backoff::requests());
         // Two uploads start at 0 and 0.1 s; the cloud goes down.
         let first = shared.fail(S(0), Duration::from_millis(500), 1.0);
-        assert_eq!(first, S(1));
-        // The second was under way before the first failure: same round,
-        // it waits for what is left of the same pause.
+        assert_eq!(first, S(1), "a first failure waits at most the base");
+        // The second was under way before the first failure: it waits for
+        // what is left of the same pause.
         let second = shared.fail(Duration::from_millis(100), Duration::from_millis(900), 1.0);
         assert_eq!(second, Duration::from_millis(600));
         assert_eq!(shared.failures(), 1);
-        // After the pause both start again (1.5 s) and fail: one escalation.
-        assert_eq!(shared.fail(Duration::from_millis(1500), S(2), 1.0), S(2));
-        assert_eq!(shared.fail(Duration::from_millis(1500), S(3), 1.0), S(1));
+        // Both start again at 1.5 s and fail at 2 s and 3 s: one new round,
+        // whose ceiling is the 1.5 s the cloud has been failing.
+        let third = shared.fail(Duration::from_millis(1500), S(2), 1.0);
+        assert_eq!(third, Duration::from_millis(1500));
+        let fourth = shared.fail(Duration::from_millis(1500), S(3), 1.0);
+        assert_eq!(fourth, Duration::from_millis(500));
         assert_eq!(shared.failures(), 2);
+    }
+
+    #[test]
+    fn the_pause_grows_with_the_outage_not_with_the_number_of_failures() {
+        let mut shared = SharedBackoff::new(Backoff::requests());
+        // Fifty rounds in ten seconds (a jitter that drew tiny pauses): the
+        // ceiling is the ten seconds, where counting failures gave the cap.
+        for i in 0..50u64 {
+            let now = Duration::from_millis(i * 200);
+            shared.fail(now, now, 0.0);
+        }
+        assert_eq!(shared.ceiling_at(S(10)), S(10));
+        assert_eq!(shared.failures(), 50);
+        // An hour of trouble: the cap.
+        assert_eq!(shared.ceiling_at(S(3600)), S(300));
+        assert_eq!(shared.fail(S(3600), S(3600), 1.0), S(300));
+        // Success: the next failure starts from the base again.
+        shared.reset();
+        assert_eq!(shared.fail(S(4000), S(4000), 1.0), S(1));
     }
 
     #[test]
     fn a_fifteen_second_outage_with_many_items_ends_in_seconds_not_minutes() {
         // Two uploads at a time, each failing 200 ms after it starts, while
-        // the cloud is down for 15 s. The ceiling after the outage must stay
-        // near the outage's length (16 s), where counting every request
-        // reached the five-minute cap.
-        let mut shared = SharedBackoff::new(Backoff::requests());
-        let mut now = S(0);
-        let mut ceiling = Duration::ZERO;
-        while now < S(15) {
-            let started = now;
+        // the cloud is down for 15 s, with the worst jitter (always the
+        // ceiling) and the best (always nothing). Afterwards the next try
+        // must come within about the outage's length, not minutes later.
+        for unit in [1.0, 0.0] {
+            let mut shared = SharedBackoff::new(Backoff::requests());
+            let mut now = S(0);
             let mut pause = Duration::ZERO;
-            for _ in 0..2 {
-                now += Duration::from_millis(200);
-                pause = shared.fail(started, now, 1.0);
+            while now < S(15) {
+                let started = now;
+                for _ in 0..2 {
+                    now += Duration::from_millis(200);
+                    pause = shared.fail(started, now, unit);
+                }
+                now += pause.max(Duration::from_millis(1));
             }
-            ceiling = shared.policy().ceiling();
-            now += pause;
+            assert!(pause <= S(16), "unit {unit}: {pause:?}");
+            assert!(shared.ceiling_at(now) <= S(31), "unit {unit}");
         }
-        assert!(ceiling <= S(16), "{ceiling:?}");
-        assert!(shared.failures() <= 5, "{}", shared.failures());
+    }
+
+    #[test]
+    fn a_restart_carries_the_ceiling_over() {
+        let mut shared = SharedBackoff::new(Backoff::requests());
+        shared.restore(6);
+        assert_eq!(shared.ceiling_at(S(0)), S(32));
+        assert_eq!(shared.fail(S(0), S(0), 1.0), S(32));
         shared.reset();
-        assert_eq!(shared.failures(), 0);
+        assert_eq!(shared.ceiling_at(S(0)), S(1));
     }
 
     #[test]

@@ -12,9 +12,10 @@
 //! Trouble reaching the cloud (network, 408, 429, 5xx) pauses all uploads
 //! with one shared backoff (full jitter, `Retry-After` as a lower bound):
 //! the cloud is one resource, and a thousand spooled items must not each
-//! find that out on their own. It escalates once per round of attempts,
-//! not once per failed request (`backoff::SharedBackoff`), so the pause
-//! follows the outage's length. Trouble with one item (its URL refused
+//! find that out on their own. Its pause grows with how long the cloud has
+//! been failing, not with how many requests failed
+//! (`backoff::SharedBackoff`), so uploads resume about one outage-length
+//! after the cloud is back at the latest. Trouble with one item (its URL refused
 //! again, its upload lost by the cloud, its file unreadable) waits by that
 //! item's own attempts and holds back no other. The retry bookkeeping is
 //! saved in each item's sidecar so that a restart does not start hammering
@@ -130,7 +131,7 @@ struct Entry {
     stage: Stage,
     due: Instant,
     /// When its latest attempt started: a failure of an attempt that began
-    /// before the cloud-wide backoff last escalated does not escalate it again.
+    /// before the cloud-wide backoff's last recorded failure joins that pause.
     started: Instant,
     /// An attempt or a file operation on this item is under way.
     busy: bool,
@@ -196,7 +197,7 @@ pub struct UploaderActor {
     entries: BTreeMap<Key, Entry>,
     in_flight: usize,
     /// Cloud-wide trouble (network, 401, 408, 429, 5xx): one backoff that
-    /// pauses every upload, escalated once per round of attempts.
+    /// pauses every upload, growing with the time the cloud has been failing.
     backoff: SharedBackoff<Instant>,
     failures: FailureLog,
     sidecar_failures: FailureLog,
