@@ -56,16 +56,18 @@ fn module_files(segments: &[&str]) -> Vec<PathBuf> {
     files
 }
 
+/// Whether `file` declares `item` (`fn item`, `const item`, …), the name
+/// ending there rather than running on into a longer one.
 fn defines(file: &Path, item: &str) -> bool {
     let source = fs::read_to_string(file).unwrap_or_default();
     ["fn", "const", "static", "struct", "enum", "type"]
         .iter()
         .any(|keyword| {
-            source.contains(&format!("{keyword} {item}("))
-                || source.contains(&format!("{keyword} {item}:"))
-                || source.contains(&format!("{keyword} {item} "))
-                || source.contains(&format!("{keyword} {item}<"))
-                || source.contains(&format!("{keyword} {item};"))
+            let declaration = format!("{keyword} {item}");
+            source.match_indices(&declaration).any(|(at, _)| {
+                !source[at + declaration.len()..]
+                    .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            })
         })
 }
 
