@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, ConfigError, FILE_NAME};
+use crate::config::{Config, FILE_NAME};
 use crate::report::Failure;
 
 #[derive(Debug, Parser)]
@@ -77,7 +77,7 @@ pub fn main() -> i32 {
             let console = std::io::stderr().is_terminal();
             // Started by the Service Control Manager, Windows runs it as a service.
             #[cfg(windows)]
-            let ran = crate::service::windows::run(&path, console);
+            let ran = crate::scm::run(&path, console);
             #[cfg(not(windows))]
             let ran = crate::daemon::run(&path, console);
             ran.map(|()| exitcode::OK)
@@ -110,7 +110,7 @@ fn config_path(given: Option<PathBuf>) -> Result<PathBuf, Failure> {
 }
 
 fn check_config(path: &std::path::Path) -> Result<(), Failure> {
-    let config = Config::load(path).map_err(config_failure)?;
+    let config = Config::load(path)?;
     print!("{}", config.describe());
     if !config.app.import_directory.is_dir() {
         eprintln!(
@@ -119,15 +119,4 @@ fn check_config(path: &std::path::Path) -> Result<(), Failure> {
         );
     }
     Ok(())
-}
-
-/// A configuration problem ends the process with EX_CONFIG (78).
-pub fn config_failure(error: ConfigError) -> Failure {
-    let hint = match &error {
-        ConfigError::Invalid { .. } => {
-            "fix the file, check it with `injixo-cloud-link check-config`, then start again"
-        }
-        ConfigError::Read { .. } => "check that the service's user may read the file",
-    };
-    Failure::new(exitcode::CONFIG, error).hint(hint)
 }

@@ -22,17 +22,16 @@ use crate::actors::pairing::{PairingActor, PairingListener, PairingSettings};
 use crate::actors::slot::Slot;
 use crate::actors::supervisor::{install_panic_hook, ChildSpec, Supervisor};
 use crate::actors::uploader::{DeliveryListener, UploaderActor, UploaderSettings};
-use crate::cli::config_failure;
 use crate::config::{Config, ConfigError};
 use crate::http::HttpClientFactory;
-use crate::instance_lock::{InstanceLock, LockError};
 use crate::logging::{self, LogSettings, RotationHandle};
+use crate::protocol::VERSION;
 use crate::report::Failure;
 use crate::spool::{Spool, SpoolSettings};
+use crate::state::instance_lock::{InstanceLock, LockError};
 use crate::state::StateDir;
 use crate::status::{ClientStatus, StatusBoard};
 
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Uploads in flight at once.
 pub const UPLOAD_CONCURRENCY: usize = 2;
 
@@ -67,7 +66,7 @@ pub fn run(config_path: &Path, console: bool) -> Result<(), Failure> {
                 "cannot start: {}; fix the file, then start again",
                 one_line(&e)
             );
-            return Err(config_failure(e));
+            return Err(Failure::from(e));
         }
     };
     install_panic_hook();
@@ -96,7 +95,7 @@ pub fn run(config_path: &Path, console: bool) -> Result<(), Failure> {
     }
 
     let state = StateDir::of_install_dir(&install_dir);
-    claim_state(&state, &install_dir)?;
+    crate::state::claim(&state, &install_dir)?;
     let spool = Spool::open(SpoolSettings {
         dir: state.spool(),
         rejected_dir: state.rejected(),
@@ -321,18 +320,6 @@ fn children(
         database_importer,
         control,
     ]
-}
-
-/// Makes sure the state folder is this folder's own, not a copy of another
-/// instance's (`crate::state::origin`), before anything reads it.
-pub fn claim_state(state: &StateDir, install_dir: &Path) -> Result<(), Failure> {
-    crate::state::origin::claim(state, install_dir)
-        .map(drop)
-        .map_err(|e| {
-            error!("cannot start: {}", crate::report::chain(&e));
-            Failure::new(exitcode::CANTCREAT, e)
-                .hint("the service's user must be able to write to the state folder")
-        })
 }
 
 fn lock_failure(error: LockError) -> Failure {

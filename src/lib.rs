@@ -13,12 +13,13 @@ pub mod csv;
 pub mod daemon;
 pub mod db;
 pub mod http;
-pub mod instance_lock;
 pub mod logging;
 pub mod malloc;
 pub mod pairing;
 pub mod protocol;
 pub mod report;
+#[cfg(windows)]
+mod scm;
 pub mod service;
 pub mod spool;
 pub mod state;

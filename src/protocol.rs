@@ -8,6 +8,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// The client's version, sent at pairing, in heartbeats and as the
+/// User-Agent's product version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// The OAuth `client_id` of every Cloud Link client.
 pub const CLIENT_ID: &str = "injixo-cloud-link";
 /// RFC 8628 grant type for polling the token endpoint.

@@ -37,7 +37,7 @@ fn is_identifier(s: &str) -> bool {
         && !s.starts_with(|c: char| c.is_ascii_digit())
 }
 
-/// The source files a module path such as `db::windows` can be in: the
+/// The source files a module path such as `db::planner` can be in: the
 /// client's `src/` or the emulator's `emulator/src/`, as `name.rs` or
 /// `name/mod.rs`.
 fn module_files(segments: &[&str]) -> Vec<PathBuf> {

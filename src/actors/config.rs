@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::http::HttpClientFactory;
 use crate::protocol::Integration;
 use crate::state::atomic::write_json_atomic;
-use crate::state::credentials::load_json;
+use crate::state::load_json;
 use crate::state::StateDir;
 use crate::status::StatusBoard;
 

@@ -1,6 +1,6 @@
 //! DbPollActor: the database importer. For a database integration it runs
 //! each import of the assignment on its schedule: it plans the time windows
-//! (`db::windows`), reads each window's rows over ODBC into a spool item on a
+//! (`db::planner`), reads each window's rows over ODBC into a spool item on a
 //! thread of the import's own (ODBC is blocking), hands the item to the
 //! uploader, and advances the import's watermark only when the cloud
 //! confirmed the commit of every window up to it.
@@ -25,11 +25,11 @@ use crate::backoff::{Backoff, FailureLog};
 use crate::config::Config;
 use crate::db::connection_string;
 use crate::db::odbc::{self, ConnectOptions, DbConnection, DbError, ReadLimits};
-use crate::db::watermark::WatermarkStore;
-use crate::db::windows::{
+use crate::db::planner::{
     self, backfill_progress, bind_parameters, next_run, plan, CommitTracker, ImportSchedule,
     QueryShape, Window, DEFAULT_MAX_WINDOWS_PER_PLAN,
 };
+use crate::db::watermark::WatermarkStore;
 use crate::protocol::{DatabaseImport, Integration, IntegrationKind, UploadSource};
 use crate::spool::{BackgroundWriter, NewItem, Spool, SpoolError, SpooledItem};
 use crate::state::StateDir;
@@ -171,7 +171,7 @@ impl DbPollActor {
             return;
         }
         self.stop_all(ctx);
-        let tz = match windows::parse_time_zone(&database.time_zone) {
+        let tz = match planner::parse_time_zone(&database.time_zone) {
             Ok(tz) => tz,
             Err(e) => {
                 error!("{e}; database import waits for a corrected assignment");
@@ -224,7 +224,7 @@ impl DbPollActor {
             connection_string::mask(&connection)
         );
         for import in &database.imports {
-            let shape = match windows::query_shape(import) {
+            let shape = match planner::query_shape(import) {
                 Ok(shape) => shape,
                 Err(e) => {
                     error!("{e}");
@@ -660,9 +660,9 @@ fn read_job(
     }
     let key = match &job.window {
         Some(window) => {
-            windows::window_key(&job.integration_id, &job.import.id, window, &content_sha)
+            planner::window_key(&job.integration_id, &job.import.id, window, &content_sha)
         }
-        None => windows::snapshot_key(
+        None => planner::snapshot_key(
             &job.integration_id,
             &job.import.id,
             job.read_at,

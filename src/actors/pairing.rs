@@ -166,7 +166,7 @@ impl PairingActor {
             instance: self.settings.instance.clone(),
             hostname: gethostname::gethostname().to_string_lossy().into_owned(),
             os: std::env::consts::OS.to_owned(),
-            version: crate::daemon::VERSION.to_owned(),
+            version: crate::protocol::VERSION.to_owned(),
             installation_id: self.installation_id.clone(),
         };
         let api = self.api();

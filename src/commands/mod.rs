@@ -46,7 +46,7 @@ pub(crate) fn ask_running(
     request: &ControlRequest,
     timeout: Duration,
 ) -> Result<Option<ControlResponse>, Failure> {
-    use crate::actors::control::client::{ask, AskError};
+    use crate::control::client::{ask, AskError};
     match ask(&instance.state, request, timeout) {
         Ok(ControlResponse::Error { message }) => Err(Failure::new(
             exitcode::UNAVAILABLE,

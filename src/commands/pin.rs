@@ -20,15 +20,14 @@ use super::Instance;
 use crate::actors::pairing::{
     PairingActor, PairingEvent, PairingListener, PairingSettings, RequestPin,
 };
-use crate::cli::config_failure;
 use crate::config::Config;
 use crate::control::{ControlRequest, ControlResponse, PinAnswer};
-use crate::daemon::VERSION;
 use crate::http::HttpClientFactory;
-use crate::instance_lock::InstanceLock;
 use crate::logging::{self, LogSettings};
 use crate::pairing::{banner, describe_integration};
+use crate::protocol::VERSION;
 use crate::report::Failure;
+use crate::state::instance_lock::InstanceLock;
 use crate::state::StateDir;
 use crate::status::{ClientStatus, StatusBoard};
 
@@ -79,7 +78,7 @@ fn pair_in_foreground(config_path: &Path, state: &StateDir, json: bool) -> Resul
     let lock = InstanceLock::acquire(state.root()).map_err(|e| {
         Failure::new(exitcode::TEMPFAIL, e).hint("a client started meanwhile: run `pin` again")
     })?;
-    let config = Arc::new(Config::load(config_path).map_err(config_failure)?);
+    let config = Arc::new(Config::load(config_path)?);
     let logging = logging::init(&LogSettings {
         install_dir: config.install_dir.clone(),
         verbose: config.app.verbose,
@@ -88,7 +87,7 @@ fn pair_in_foreground(config_path: &Path, state: &StateDir, json: bool) -> Resul
         keep_days: config.log.keep_days,
     })
     .map_err(|e| Failure::new(exitcode::CANTCREAT, e))?;
-    crate::daemon::claim_state(state, &config.install_dir)?;
+    crate::state::claim(state, &config.install_dir)?;
     let http = HttpClientFactory::from_env(VERSION).map_err(|e| {
         Failure::new(exitcode::CONFIG, e)
             .hint("check the https_proxy / HTTPS_PROXY and no_proxy environment variables")

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
-use crate::cli::config_failure;
 use crate::config::{Config, FILE_NAME};
 use crate::report::Failure;
 
@@ -147,7 +146,7 @@ impl Target {
         let absolute = std::path::absolute(config_path).map_err(|e| {
             Failure::new(exitcode::OSERR, e).hint("give the configuration file with --config PATH")
         })?;
-        let config = Config::load(&absolute).map_err(config_failure)?;
+        let config = Config::load(&absolute)?;
         // Symlinks resolved, so that two paths to one folder are one instance.
         let install_dir = std::fs::canonicalize(&config.install_dir).map_err(|e| {
             Failure::new(

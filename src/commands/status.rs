@@ -13,7 +13,7 @@ use crate::control::{ControlRequest, ControlResponse};
 use crate::pairing::describe_integration;
 use crate::report::human_duration;
 use crate::report::Failure;
-use crate::state::credentials::load_json;
+use crate::state::load_json;
 use crate::state::Credentials;
 use crate::status::{ClientStatus, LinkStatus};
 
@@ -67,7 +67,7 @@ fn from_state_folder(instance: &Instance) -> ClientStatus {
         .ok()
         .flatten();
     ClientStatus {
-        version: crate::daemon::VERSION.to_owned(),
+        version: crate::protocol::VERSION.to_owned(),
         instance: instance
             .config
             .as_ref()

@@ -974,6 +974,19 @@ impl fmt::Display for Origin {
     }
 }
 
+/// A configuration problem ends the process with EX_CONFIG (78).
+impl From<ConfigError> for crate::report::Failure {
+    fn from(error: crate::config::ConfigError) -> Self {
+        let hint = match &error {
+            ConfigError::Invalid { .. } => {
+                "fix the file, check it with `injixo-cloud-link check-config`, then start again"
+            }
+            ConfigError::Read { .. } => "check that the service's user may read the file",
+        };
+        crate::report::Failure::new(exitcode::CONFIG, error).hint(hint)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

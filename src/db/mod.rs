@@ -1,10 +1,10 @@
 //! Database imports over ODBC: connection strings (`connection_string`,
 //! pure), reading a query's result into CSV in bounded memory (`odbc`,
 //! blocking: run it on threads of its own), planning the time windows of
-//! each import (`windows`, pure, injected clock) and remembering how far each
+//! each import (`planner`, pure, injected clock) and remembering how far each
 //! import got (`watermark`).
 
 pub mod connection_string;
 pub mod odbc;
+pub mod planner;
 pub mod watermark;
-pub mod windows;

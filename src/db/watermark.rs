@@ -9,7 +9,7 @@
 //! ```
 //!
 //! A watermark is written only after the cloud confirmed the commit of the
-//! window it ends ([`super::windows::CommitTracker`]), and never moves
+//! window it ends ([`super::planner::CommitTracker`]), and never moves
 //! backwards: a late or repeated confirmation cannot undo progress, and a
 //! crash between the commit and the write only means that window is read
 //! again (same rows, same idempotency key, nothing duplicated).
@@ -25,9 +25,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::windows::Cursor;
+use super::planner::Cursor;
 use crate::state::atomic::write_json_atomic;
-use crate::state::credentials::{load_json, StateError};
+use crate::state::{load_json, StateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WatermarkError {
@@ -165,7 +165,7 @@ impl WatermarkStore {
     }
 
     /// Moves the watermark to `to` if that is later; returns whether it moved.
-    /// Call it only with what [`super::windows::CommitTracker::committed`]
+    /// Call it only with what [`super::planner::CommitTracker::committed`]
     /// returned, i.e. after the cloud confirmed the commit.
     pub fn advance(&mut self, import_id: &str, to: DateTime<Utc>) -> Result<bool, WatermarkError> {
         if self.cursor(import_id).is_none() {

@@ -4,7 +4,7 @@
 //!
 //! Records go through `tracing_appender::non_blocking` (never lossy) to
 //! [`writer::RotatingFile`], which rotates between records by their dates;
-//! [`crate::actors::log_rotator::LogRotatorActor`] makes sure a record exists
+//! the LogRotatorActor (an actor above this module) makes sure a record exists
 //! at midnight and deletes expired logs when `[log] keepDays` is set.
 
 mod format;

@@ -3,7 +3,9 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder,
 /// fsync, rename over `path`, fsync of the folder. On Unix the file is created
@@ -62,10 +64,10 @@ fn json_bytes<T: serde::Serialize>(value: &T) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// The ACL of a secret's file on Windows (`crate::service::windows`).
+/// The ACL of a secret's file on Windows (`super::acl`).
 #[cfg(windows)]
 fn restrict_secret(file: &Path) -> io::Result<()> {
-    crate::service::windows::restrict_to_system_and_administrators(file)
+    super::acl::restrict_to_system_and_administrators(file)
 }
 
 /// Unix: the 0600 mode every state file is created with covers secrets.
@@ -99,6 +101,62 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 pub fn sync_dir(_dir: &Path) -> io::Result<()> {
     // NTFS journals metadata; a directory cannot be opened for fsync there.
     Ok(())
+}
+
+/// Reading or writing a state file failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} is damaged ({detail}); it was moved aside to {moved_to}")]
+    Damaged {
+        path: PathBuf,
+        detail: String,
+        moved_to: PathBuf,
+    },
+}
+
+/// Reads a JSON state file; a missing file is `None`, a damaged one is moved
+/// aside to `<name>.damaged-<timestamp>` and reported.
+pub fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, StateError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(StateError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(value) => Ok(Some(value)),
+        Err(e) => {
+            let moved_to = path.with_extension(format!(
+                "json.damaged-{}",
+                Utc::now().format("%Y%m%dT%H%M%S")
+            ));
+            std::fs::rename(path, &moved_to).map_err(|source| StateError::Write {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            Err(StateError::Damaged {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+                moved_to,
+            })
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,30 +7,8 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::atomic::{write_json_atomic, write_secret_json_atomic};
+use super::atomic::{load_json, write_json_atomic, write_secret_json_atomic, StateError};
 use crate::protocol::TokenResponse;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error("cannot read {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("cannot write {path}")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("{path} is damaged ({detail}); it was moved aside to {moved_to}")]
-    Damaged {
-        path: PathBuf,
-        detail: String,
-        moved_to: PathBuf,
-    },
-}
 
 /// What the client holds once paired. Never logged: `Debug` hides the tokens.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,39 +145,6 @@ impl InstallationId {
             source,
         })?;
         Ok(created)
-    }
-}
-
-/// Reads a JSON state file; a missing file is `None`, a damaged one is moved
-/// aside to `<name>.damaged-<timestamp>` and reported.
-pub fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, StateError> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(StateError::Read {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
-    };
-    match serde_json::from_slice(&bytes) {
-        Ok(value) => Ok(Some(value)),
-        Err(e) => {
-            let moved_to = path.with_extension(format!(
-                "json.damaged-{}",
-                Utc::now().format("%Y%m%dT%H%M%S")
-            ));
-            std::fs::rename(path, &moved_to).map_err(|source| StateError::Write {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            Err(StateError::Damaged {
-                path: path.to_path_buf(),
-                detail: e.to_string(),
-                moved_to,
-            })
-        }
     }
 }
 

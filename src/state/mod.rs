@@ -3,15 +3,20 @@
 //! spool and ledgers). Every file is written atomically and, on Unix, is
 //! readable by the owner only.
 
+#[cfg(windows)]
+mod acl;
 pub mod atomic;
 pub mod credentials;
+pub mod instance_lock;
 pub mod origin;
 
 use std::path::{Path, PathBuf};
 
 use sha2::Digest;
 
-pub use atomic::write_atomic;
+use crate::report::Failure;
+
+pub use atomic::{load_json, write_atomic, StateError};
 pub use credentials::{Credentials, InstallationId};
 
 /// Paths of the files in one state folder.
@@ -76,6 +81,17 @@ impl StateDir {
         let digest = sha2::Sha256::digest(key.as_bytes());
         format!(r"\\.\pipe\injixo-cloud-link-{}", &hex::encode(digest)[..16])
     }
+}
+
+/// Makes sure the state folder is this folder's own, not a copy of another
+/// instance's ([`origin::claim`]), before anything reads it; a failure is
+/// logged (a service has no console) and ends the command.
+pub fn claim(state: &StateDir, install_dir: &Path) -> Result<(), Failure> {
+    origin::claim(state, install_dir).map(drop).map_err(|e| {
+        tracing::error!("cannot start: {}", crate::report::chain(&e));
+        Failure::new(exitcode::CANTCREAT, e)
+            .hint("the service's user must be able to write to the state folder")
+    })
 }
 
 #[cfg(test)]

@@ -17,9 +17,10 @@ use chrono::Utc;
 use tracing::{info, warn};
 
 use super::atomic::write_json_atomic;
-use super::credentials::{InstallationId, StateError};
+use super::atomic::{load_json, StateError};
+use super::credentials::InstallationId;
+use super::instance_lock::{create_private_dir, LOCK_FILE_NAME};
 use super::StateDir;
-use crate::instance_lock::{create_private_dir, LOCK_FILE_NAME};
 
 /// What a state folder turned out to be at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +68,7 @@ pub fn judge(
 /// held, before anything reads the credentials.
 pub fn claim(state: &StateDir, install_dir: &Path) -> Result<Origin, StateError> {
     let path = state.installation();
-    let Some(mut installation) = super::credentials::load_json::<InstallationId>(&path)? else {
+    let Some(mut installation) = load_json::<InstallationId>(&path)? else {
         return Ok(Origin::Fresh);
     };
     let here = std::fs::canonicalize(install_dir).unwrap_or_else(|_| install_dir.to_path_buf());

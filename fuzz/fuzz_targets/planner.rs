@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
-use injixo_cloud_link::db::windows::{
+use injixo_cloud_link::db::planner::{
     backfill_progress, bind_parameters, covered_until, first_start, local_midnight_at_or_before,
     next_local_midnight, next_run, plan, CommitTracker, Cursor, ImportSchedule, Window,
 };

@@ -47,7 +47,7 @@ impl InstanceLock {
         create_private_dir(state_dir).map_err(io)?;
         // Owner-only like every file in state/ (it only holds a pid, but one
         // rule for the whole folder is easier to check).
-        let mut file = crate::state::atomic::owner_only(
+        let mut file = super::atomic::owner_only(
             OpenOptions::new()
                 .read(true)
                 .write(true)
