@@ -88,7 +88,7 @@ fn service_main(arguments: Vec<OsString>) {
             return;
         }
     };
-    status::attach(handle, SHUTDOWN_DEADLINE);
+    status::attach(name, handle, SHUTDOWN_DEADLINE);
     status::report_starting();
 
     let config_path = CONFIG_PATH.get().cloned().unwrap_or_default();

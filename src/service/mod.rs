@@ -15,6 +15,7 @@
 //! here, where the tests run.
 
 pub mod notify;
+pub mod recovery;
 #[cfg(target_os = "linux")]
 pub mod systemd;
 pub mod unit;

@@ -81,7 +81,10 @@ fn send(message: Message) {
 #[cfg(windows)]
 fn send(message: Message) {
     match message {
-        Message::Ready => super::windows::report_running(),
+        Message::Ready => {
+            super::windows::report_running();
+            super::windows::apply_recommended_configuration();
+        }
         Message::Stopping => super::windows::report_stopping(),
         Message::Watchdog => {}
     }

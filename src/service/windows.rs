@@ -3,21 +3,31 @@
 //! hints it uses to decide that a service hangs. The entry point that the
 //! SCM starts (`crate::scm`) registers the status handle here with
 //! [`attach`]; `super::notify` reports Running and StopPending at the same
-//! moments it tells systemd READY=1 and STOPPING=1 on Linux.
+//! moments it tells systemd READY=1 and STOPPING=1 on Linux, and once
+//! Running is reported, [`apply_recommended_configuration`] gives the service
+//! the recovery, start type and quoted command line of `super::recovery`.
 
+use std::ffi::{OsStr, OsString};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use tracing::warn;
+use tracing::{info, warn};
 use windows_service::service::{
-    ServiceControlAccept, ServiceExitCode, ServiceState, ServiceStatus, ServiceType,
+    Service, ServiceAccess, ServiceAction, ServiceActionType, ServiceControlAccept,
+    ServiceExitCode, ServiceFailureActions, ServiceFailureResetPeriod, ServiceStartType,
+    ServiceState, ServiceStatus, ServiceType,
 };
 use windows_service::service_control_handler::ServiceStatusHandle;
+use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
+
+use super::recovery::{quoted_image_path, FAILURE_COUNT_RESET, RESTART_DELAYS};
 
 /// Set once the control handler is registered: we run as a service.
 static STATUS: OnceLock<Attached> = OnceLock::new();
 
 struct Attached {
+    /// The service's key name, as the SCM passed it.
+    name: OsString,
     handle: ServiceStatusHandle,
     /// How long a graceful stop may take (the SCM's StopPending wait hint).
     stop_wait: Duration,
@@ -30,8 +40,12 @@ unsafe impl Sync for Attached {}
 
 /// Called once by the service's entry point after the SCM gave it a status
 /// handle; from then on the process runs as a service.
-pub fn attach(handle: ServiceStatusHandle, stop_wait: Duration) {
-    let _ = STATUS.set(Attached { handle, stop_wait });
+pub fn attach(name: OsString, handle: ServiceStatusHandle, stop_wait: Duration) {
+    let _ = STATUS.set(Attached {
+        name,
+        handle,
+        stop_wait,
+    });
 }
 
 /// True when the SCM runs this process as a service.
@@ -97,4 +111,110 @@ fn report(state: ServiceState, exit_code: ServiceExitCode) {
     if let Err(e) = attached.handle.set_service_status(status) {
         warn!("cannot report {state:?} to the Service Control Manager: {e}");
     }
+}
+
+/// Gives this service the configuration of `super::recovery` where it lacks
+/// it, and logs each change once. A failure is logged and changes nothing
+/// else: the client runs as before, only without the safety net.
+pub fn apply_recommended_configuration() {
+    let Some(attached) = STATUS.get() else {
+        return;
+    };
+    let name = attached.name.to_string_lossy();
+    match configure(&attached.name) {
+        Ok(changes) => {
+            for change in changes {
+                info!("Windows service {name}: {change}");
+            }
+        }
+        Err(e) => warn!(
+            "cannot check the recovery settings of the Windows service {name} ({e}); \
+             set them with: sc failure \"{name}\" reset= 86400 actions= restart/1000/restart/10000/restart/60000"
+        ),
+    }
+}
+
+fn configure(name: &OsStr) -> windows_service::Result<Vec<String>> {
+    let manager = ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)?;
+    let service = manager.open_service(
+        name,
+        ServiceAccess::QUERY_CONFIG | ServiceAccess::CHANGE_CONFIG,
+    )?;
+    let mut changes = Vec::new();
+    let config = service.query_config()?;
+    // `executable_path` is the whole command line (lpBinaryPathName).
+    let command_line = config.executable_path.to_string_lossy().into_owned();
+    if let Some(quoted) = quoted_image_path(&command_line) {
+        set_command_line(&service, &quoted)?;
+        changes.push(format!(
+            "its command line had an unquoted path with spaces; it is now {quoted}"
+        ));
+    }
+    let has_recovery = service
+        .get_failure_actions()?
+        .actions
+        .is_some_and(|actions| !actions.is_empty());
+    if !has_recovery {
+        service.update_failure_actions(ServiceFailureActions {
+            reset_period: ServiceFailureResetPeriod::After(FAILURE_COUNT_RESET),
+            reboot_msg: None,
+            command: None,
+            actions: Some(
+                RESTART_DELAYS
+                    .iter()
+                    .map(|delay| ServiceAction {
+                        action_type: ServiceActionType::Restart,
+                        delay: *delay,
+                    })
+                    .collect(),
+            ),
+        })?;
+        // Also when the client stops itself with an error code, not only
+        // when its process dies.
+        service.set_failure_actions_on_non_crash_failures(true)?;
+        changes.push(
+            "recovery set: restart after 1 s, 10 s, then every 60 s (failure count reset after a day)"
+                .to_owned(),
+        );
+        if config.start_type == ServiceStartType::AutoStart {
+            service.set_delayed_auto_start(true)?;
+            changes.push("automatic start set to delayed".to_owned());
+        }
+    }
+    Ok(changes)
+}
+
+/// ChangeServiceConfigW with only the command line changed (windows-service's
+/// `change_config` rewrites every field).
+fn set_command_line(service: &Service, command_line: &str) -> windows_service::Result<()> {
+    use windows_sys::Win32::System::Services::{ChangeServiceConfigW, SERVICE_NO_CHANGE};
+
+    let wide: Vec<u16> = command_line
+        .encode_utf16()
+        .chain(std::iter::once(0))
+        .collect();
+    // SAFETY: the handle is open with SERVICE_CHANGE_CONFIG; `wide` is
+    // NUL-terminated and outlives the call; null pointers leave the other
+    // fields unchanged, as documented.
+    let changed = unsafe {
+        ChangeServiceConfigW(
+            service.raw_handle() as _,
+            SERVICE_NO_CHANGE,
+            SERVICE_NO_CHANGE,
+            SERVICE_NO_CHANGE,
+            wide.as_ptr(),
+            std::ptr::null(),
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    if changed == 0 {
+        return Err(windows_service::Error::Winapi(
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
 }
