@@ -442,7 +442,7 @@ fn cabinet_files(msi: &Path) -> tempfile::TempDir {
 fn the_msi_installs_the_first_instance_and_its_transforms_eight_more() {
     let dist = build_msis();
     let file = format!("injixo-cloud-link-{VERSION}-windows-x86_64-stand-in.msi");
-    assert_eq!(sorted_names(dist.path()), [file.clone()], "one MSI");
+    assert_eq!(sorted_names(dist.path()), [file.as_str()], "one MSI");
     let msi = dist.path().join(&file);
     let cabinet = cabinet_files(&msi);
 

@@ -55,8 +55,20 @@
 //!
 //! Binary (stream) columns can be deleted with their row but not changed or
 //! inserted: the tool refuses such differences rather than write them.
+//!
+//! # Reading transforms back
+//!
+//! msitools' libmsi (0.101, `libmsi_database_apply_transform`) cannot read
+//! any transform: it decodes stream names to UTF-8, where the 0x4840 prefix
+//! is 3 bytes, but skips 1 (`name + 1`), so it looks for tables named
+//! "\xa1\x80Property" and fails. So checks read transforms back with this
+//! tool (`show`, `export`: [`parse_transform`] and [`apply`], written from
+//! the same description as the writer) and under Wine, whose msi.dll
+//! applies `TRANSFORMS=":instance.N"` for real.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+#[cfg(test)]
+use std::fs;
 use std::io::{self, Read, Seek, Write};
 use std::path::Path;
 
@@ -930,4 +942,202 @@ pub fn describe(base: &Database, transform: &Transform) -> String {
         out.push_str(&format!("summary {pid}: {value}\n"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An MSI with a Property table and a table of every column kind the
+    /// transforms write (16- and 32-bit integers, nullable, a two-column key).
+    fn write_msi(path: &Path, product_code: &str, rows: &[(&str, i32, Option<i32>, &str)]) {
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .unwrap();
+        let mut package = msi::Package::create(msi::PackageType::Installer, file).unwrap();
+        package
+            .create_table(
+                "Property",
+                vec![
+                    msi::Column::build("Property").primary_key().id_string(72),
+                    msi::Column::build("Value").text_string(0),
+                ],
+            )
+            .unwrap();
+        package
+            .insert_rows(
+                msi::Insert::into("Property").rows(
+                    [
+                        ("ProductCode", product_code),
+                        ("ProductVersion", "1.2.3"),
+                        ("UpgradeCode", "{F8403338-C30A-4BA0-8FCD-5BABD843B711}"),
+                    ]
+                    .iter()
+                    .map(|(k, v)| vec![msi::Value::from(*k), msi::Value::from(*v)])
+                    .collect(),
+                ),
+            )
+            .unwrap();
+        package
+            .create_table(
+                "Things",
+                vec![
+                    msi::Column::build("Name").primary_key().id_string(72),
+                    msi::Column::build("Seq").primary_key().int16(),
+                    msi::Column::build("Big").nullable().int32(),
+                    msi::Column::build("Text").nullable().text_string(255),
+                ],
+            )
+            .unwrap();
+        package
+            .insert_rows(
+                msi::Insert::into("Things").rows(
+                    rows.iter()
+                        .map(|&(name, seq, big, text)| {
+                            vec![
+                                msi::Value::from(name),
+                                msi::Value::Int(seq),
+                                big.map_or(msi::Value::Null, msi::Value::Int),
+                                if text.is_empty() {
+                                    msi::Value::Null
+                                } else {
+                                    msi::Value::from(text)
+                                },
+                            ]
+                        })
+                        .collect(),
+                ),
+            )
+            .unwrap();
+        package.flush().unwrap();
+    }
+
+    #[test]
+    fn a_transform_from_a_to_b_applied_to_a_gives_b() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, mst) = (
+            dir.path().join("a.msi"),
+            dir.path().join("b.msi"),
+            dir.path().join("t.mst"),
+        );
+        let base_code = "{11111111-1111-1111-1111-111111111111}";
+        let new_code = "{22222222-2222-2222-2222-222222222222}";
+        write_msi(
+            &a,
+            base_code,
+            &[
+                ("kept", 1, Some(7), "same"),
+                ("changed", 2, Some(-5), "before"),
+                ("to_null", 3, Some(1 << 20), "gone"),
+                ("deleted", 4, None, ""),
+                ("changed", -3, None, "two-column key"),
+            ],
+        );
+        write_msi(
+            &b,
+            new_code,
+            &[
+                ("kept", 1, Some(7), "same"),
+                ("changed", 2, Some(i32::MIN + 1), "after, é"),
+                ("to_null", 3, None, ""),
+                ("inserted", 5, Some(-1), "new"),
+                ("changed", -3, Some(0), "two-column key"),
+            ],
+        );
+        let (base, new) = (Database::read(&a).unwrap(), Database::read(&b).unwrap());
+        let transform = diff(&base, &new).unwrap();
+        write_transform_file(&mst, &transform_streams(&base, &transform).unwrap()).unwrap();
+
+        let read_back = parse_transform(&base, &read_transform_file(&mst).unwrap()).unwrap();
+        assert_eq!(read_back.tables, transform.tables);
+        let applied = apply(&base, &read_back).unwrap();
+        assert_eq!(applied.tables, new.tables);
+
+        // Only what differs is written: one update of the Property table,
+        // and in Things an update per changed row, a delete, an insert.
+        assert_eq!(
+            transform.tables["Property"],
+            [RowOp::Update(
+                vec![Cell::Str("ProductCode".into())],
+                vec![(1, Cell::Str(new_code.into()))]
+            )]
+        );
+        assert_eq!(transform.tables["Things"].len(), 5);
+        let codes =
+            format!("{base_code}1.2.3;{new_code}1.2.3;{{F8403338-C30A-4BA0-8FCD-5BABD843B711}}");
+        assert_eq!(
+            read_back.summary[&PID_REVNUMBER],
+            Prop::Str(codes.into_bytes())
+        );
+        assert_eq!(read_back.summary[&PID_CHARCOUNT], Prop::I4(0));
+    }
+
+    #[test]
+    fn an_embedded_transform_reads_back_and_keeps_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.msi"), dir.path().join("b.msi"));
+        let code_a = "{11111111-1111-1111-1111-111111111111}";
+        let code_b = "{33333333-3333-3333-3333-333333333333}";
+        write_msi(&a, code_a, &[("x", 1, None, "")]);
+        write_msi(&b, code_b, &[("x", 1, Some(2), "y")]);
+        let (base, new) = (Database::read(&a).unwrap(), Database::read(&b).unwrap());
+        let streams: BTreeMap<String, Vec<u8>> =
+            transform_streams(&base, &diff(&base, &new).unwrap())
+                .unwrap()
+                .into_iter()
+                .collect();
+        embed(&a, "instance.1", &streams).unwrap();
+        embed(&a, "instance.1", &streams).unwrap(); // replaces
+        assert_eq!(sub_storages(&a).unwrap(), ["instance.1"]);
+        assert_eq!(extract(&a, "instance.1").unwrap(), streams);
+        // The database itself is unchanged by the embedding.
+        let embedded_in = Database::read(&a).unwrap();
+        assert_eq!(embedded_in, base);
+        let applied = apply(&base, &parse_transform(&base, &streams).unwrap()).unwrap();
+        assert_eq!(applied.tables, new.tables);
+    }
+
+    #[test]
+    fn stream_names_are_packed_as_the_msi_crate_and_windows_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.msi");
+        write_msi(&a, "{11111111-1111-1111-1111-111111111111}", &[]);
+        let storage = cfb::open(&a).unwrap();
+        let names: Vec<String> = storage
+            .read_root_storage()
+            .map(|e| e.name().to_owned())
+            .collect();
+        for table in [
+            "Property",
+            "Things",
+            "_StringPool",
+            "_StringData",
+            "_Tables",
+        ] {
+            let encoded = encode_stream_name(table, true);
+            assert!(names.contains(&encoded), "{table} in {names:?}");
+            assert_eq!(decode_stream_name(&encoded), (table.to_owned(), true));
+        }
+        assert_eq!(
+            decode_stream_name(&encode_stream_name("Binary.Icon-1.x", false)),
+            ("Binary.Icon-1.x".to_owned(), false)
+        );
+    }
+
+    #[test]
+    fn a_different_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.msi");
+        write_msi(&a, "{11111111-1111-1111-1111-111111111111}", &[]);
+        let base = Database::read(&a).unwrap();
+        let mut new = base.clone();
+        new.tables.remove("Things");
+        assert!(diff(&base, &new)
+            .unwrap_err()
+            .to_string()
+            .contains("Things"));
+    }
 }
