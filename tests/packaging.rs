@@ -310,20 +310,8 @@ fn the_linux_archive_unpacked_into_an_empty_folder_runs_and_pairs() {
     );
 }
 
-/// One table of an MSI as rows of column name → value (`msiinfo export`).
-fn msi_table(msi: &Path, table: &str) -> Vec<BTreeMap<String, String>> {
-    let out = Command::new("msiinfo")
-        .arg("export")
-        .arg(msi)
-        .arg(table)
-        .output()
-        .expect("run msiinfo (Debian package msitools; scripts/setup installs it)");
-    assert!(
-        out.status.success(),
-        "msiinfo export {table}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).expect("UTF-8 table");
+/// Rows of `msiinfo export`'s layout as column name → value.
+fn parse_export(text: &str) -> Vec<BTreeMap<String, String>> {
     let mut lines = text.lines();
     let columns: Vec<&str> = lines.next().expect("column names").split('\t').collect();
     // Then the column types and the table name with its keys.
@@ -337,6 +325,54 @@ fn msi_table(msi: &Path, table: &str) -> Vec<BTreeMap<String, String>> {
                 .collect()
         })
         .collect()
+}
+
+fn output_text(what: &str, out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// One table of an MSI (`msiinfo export`).
+fn msi_table(msi: &Path, table: &str) -> Vec<BTreeMap<String, String>> {
+    let out = Command::new("msiinfo")
+        .arg("export")
+        .arg(msi)
+        .arg(table)
+        .output()
+        .expect("run msiinfo (Debian package msitools; scripts/setup installs it)");
+    parse_export(&output_text(&format!("msiinfo export {table}"), out))
+}
+
+/// tools/msi-transform, which build-msi builds (debug profile).
+fn msi_transform() -> PathBuf {
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--no-deps", "--format-version", "1", "--locked"])
+        .current_dir(REPO)
+        .output()
+        .expect("cargo metadata");
+    let metadata: serde_json::Value =
+        serde_json::from_str(&output_text("cargo metadata", out)).unwrap();
+    Path::new(metadata["target_directory"].as_str().unwrap()).join("debug/msi-transform")
+}
+
+/// One table of an MSI with its embedded transform `:name` applied (`-`:
+/// none), read by tools/msi-transform: msitools reads no transform (libmsi's
+/// apply_transform drops the tables it changes, see the tool's docs).
+fn transformed_table(msi: &Path, transform: &str, table: &str) -> Vec<BTreeMap<String, String>> {
+    let out = Command::new(msi_transform())
+        .arg("export")
+        .arg(msi)
+        .args([transform, table])
+        .output()
+        .expect("run tools/msi-transform");
+    parse_export(&output_text(
+        &format!("msi-transform export {transform} {table}"),
+        out,
+    ))
 }
 
 fn row<'a>(
@@ -354,6 +390,7 @@ fn build_msis() -> tempfile::TempDir {
         ("wixl", "wixl"),
         ("msiinfo", "msitools"),
         ("msiextract", "msitools"),
+        ("gcab", "gcab"),
     ] {
         let found = Command::new(tool)
             .arg("--version")
@@ -377,34 +414,88 @@ fn build_msis() -> tempfile::TempDir {
     dist
 }
 
+/// The cabinet's files, named by their File key (msiextract would write
+/// the nine tomls to one path).
+fn cabinet_files(msi: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let cab = dir.path().join("client.cab");
+    let out = Command::new("msiinfo")
+        .arg("extract")
+        .arg(msi)
+        .arg("client.cab")
+        .output()
+        .expect("run msiinfo extract");
+    assert!(out.status.success());
+    std::fs::write(&cab, out.stdout).unwrap();
+    let status = Command::new("gcab")
+        .arg("-x")
+        .arg("-C")
+        .arg(dir.path())
+        .arg(&cab)
+        .status()
+        .expect("run gcab (Debian package gcab)");
+    assert!(status.success());
+    dir
+}
+
 #[test]
-fn the_msis_install_one_service_per_instance_and_show_the_pin() {
+fn the_msi_installs_the_first_instance_and_its_transforms_eight_more() {
     let dist = build_msis();
-    let shipped_crates = crates_in_shipped_clients();
+    let file = format!("injixo-cloud-link-{VERSION}-windows-x86_64-stand-in.msi");
+    assert_eq!(sorted_names(dist.path()), [file.as_str()], "one MSI");
+    let msi = dist.path().join(&file);
+    let cabinet = cabinet_files(&msi);
+
+    // The tool reads the base tables as msiinfo does, so its reading of
+    // the transformed ones can be trusted as far as the databases go.
+    for table in [
+        "Property",
+        "Component",
+        "Feature",
+        "File",
+        "ServiceInstall",
+        "Directory",
+    ] {
+        let mut by_msiinfo = msi_table(&msi, table);
+        let mut by_tool = transformed_table(&msi, "-", table);
+        by_msiinfo.sort();
+        by_tool.sort();
+        assert_eq!(by_tool, by_msiinfo, "{table}");
+    }
+
     let mut upgrade_codes = BTreeSet::new();
     let mut product_codes = BTreeSet::new();
+    let mut component_ids = BTreeSet::new();
     for instance in 0..=8 {
-        let (file, service, suffix) = match instance {
+        let (transform, service, suffix, own) = match instance {
             0 => (
-                format!("injixo-cloud-link-{VERSION}-windows-x86_64-stand-in.msi"),
+                "-".to_owned(),
                 "com.injixo.cloud-link".to_owned(),
                 String::new(),
+                "Configuration".to_owned(),
             ),
             n => (
-                format!("injixo-cloud-link-{VERSION}-windows-x86_64-instance.{n}-stand-in.msi"),
+                format!(":instance.{n}"),
                 format!("com.injixo.cloud-link.instance.{n}"),
                 format!(" (Instance {n})"),
+                format!("Configuration{n}"),
             ),
         };
-        let msi = dist.path().join(&file);
-        assert!(msi.exists(), "{file} was built");
+        let table = |name: &str| -> Vec<BTreeMap<String, String>> {
+            if instance == 0 {
+                msi_table(&msi, name)
+            } else {
+                transformed_table(&msi, &transform, name)
+            }
+        };
+        let what = format!("instance {instance}");
 
-        let services = msi_table(&msi, "ServiceInstall");
-        assert_eq!(services.len(), 1, "{file}: one service");
+        let services = table("ServiceInstall");
+        assert_eq!(services.len(), 1, "{what}: one service");
         let s = &services[0];
         assert_eq!(
             s["Name"], service,
-            "{file}: the service name is the toml's [app] name"
+            "{what}: the service name is the toml's [app] name"
         );
         assert_eq!(s["DisplayName"], format!("injixo Cloud Link{suffix}"));
         assert_eq!(
@@ -417,12 +508,12 @@ fn the_msis_install_one_service_per_instance_and_show_the_pin() {
             s["Component_"], "Executable",
             "installed with the executable"
         );
-        let control = msi_table(&msi, "ServiceControl");
+        let control = table("ServiceControl");
         let c = row(&control, "Name", &service);
         // 1 start at install, 2 + 32 stop at install and uninstall, 128 delete at uninstall.
         assert_eq!(c["Event"], "163");
 
-        let dirs = msi_table(&msi, "Directory");
+        let dirs = table("Directory");
         let install_dir = row(&dirs, "Directory", "INSTALLDIR");
         assert_eq!(install_dir["Directory_Parent"], "ProgramFiles64Folder");
         assert_eq!(
@@ -434,23 +525,52 @@ fn the_msis_install_one_service_per_instance_and_show_the_pin() {
             "INSTALLDIR"
         );
 
-        let files = msi_table(&msi, "File");
+        let files = table("File");
         for name in [
             "injixo-cloud-link.exe",
-            "injixo-cloud-link.toml",
             "THIRD-PARTY-LICENSES.md",
             "crates.txt",
         ] {
             row(&files, "FileName", name);
         }
-        for component in msi_table(&msi, "Component") {
+        let components = table("Component");
+        assert_eq!(components.len(), 11, "exe, licences, nine tomls");
+        for component in &components {
             assert_eq!(
                 component["Attributes"], "256",
                 "64-bit component: {component:?}"
             );
+            assert!(
+                component_ids.insert(component["ComponentId"].clone()),
+                "{what}: ComponentId {} is another instance's too",
+                component["ComponentId"]
+            );
         }
 
-        let actions = msi_table(&msi, "CustomAction");
+        // The instance's toml, and only it, is installed: its feature is
+        // the one toml feature of level 1.
+        let features = table("Feature");
+        let installed: Vec<&str> = features
+            .iter()
+            .filter(|f| f["Feature"].starts_with("Configuration") && f["Level"] != "0")
+            .map(|f| f["Feature"].as_str())
+            .collect();
+        assert_eq!(installed, [own.as_str()], "{what}");
+        assert_eq!(row(&features, "Feature", &own)["Feature_Parent"], "Client");
+        let feature_components = table("FeatureComponents");
+        assert_eq!(
+            row(&feature_components, "Feature_", &own)["Component_"],
+            own
+        );
+        let toml_file = row(&files, "Component_", &own);
+        assert_eq!(toml_file["FileName"], "injixo-cloud-link.toml");
+        let toml = std::fs::read_to_string(cabinet.path().join(&toml_file["File"])).unwrap();
+        assert!(
+            toml.contains(&format!("\nname = \"{service}\"\n")),
+            "{what}: {toml}"
+        );
+
+        let actions = table("CustomAction");
         let find_cmd = row(&actions, "Action", "FindCommandPrompt");
         assert_eq!(find_cmd["Type"], "51", "sets a property");
         assert_eq!(find_cmd["Target"], "[System64Folder]cmd.exe");
@@ -463,7 +583,7 @@ fn the_msis_install_one_service_per_instance_and_show_the_pin() {
             show_pin["Target"],
             "/k \"\"[INSTALLDIR]injixo-cloud-link.exe\" --config \"[INSTALLDIR]injixo-cloud-link.toml\" pin\""
         );
-        let sequence = msi_table(&msi, "InstallExecuteSequence");
+        let sequence = table("InstallExecuteSequence");
         let seq = |action: &str| -> u32 {
             row(&sequence, "Action", action)["Sequence"]
                 .parse()
@@ -478,7 +598,7 @@ fn the_msis_install_one_service_per_instance_and_show_the_pin() {
             "first install with a UI only"
         );
 
-        let properties = msi_table(&msi, "Property");
+        let properties = table("Property");
         assert_eq!(
             row(&properties, "Property", "ProductName")["Value"],
             format!("injixo Cloud Link{suffix}")
@@ -487,42 +607,42 @@ fn the_msis_install_one_service_per_instance_and_show_the_pin() {
             row(&properties, "Property", "ProductVersion")["Value"],
             VERSION
         );
-        assert!(upgrade_codes.insert(row(&properties, "Property", "UpgradeCode")["Value"].clone()));
+        assert_eq!(
+            row(&properties, "Property", "INSTANCE_ID")["Value"],
+            instance.to_string()
+        );
+        upgrade_codes.insert(row(&properties, "Property", "UpgradeCode")["Value"].clone());
         assert!(product_codes.insert(row(&properties, "Property", "ProductCode")["Value"].clone()));
-
-        // The installed toml names the instance, so the client's service
-        // and state match the MSI's service.
-        let extracted = tempfile::tempdir().unwrap();
-        let status = Command::new("msiextract")
-            .arg("-C")
-            .arg(extracted.path())
-            .arg(&msi)
-            .stdout(Stdio::null())
-            .status()
-            .expect("run msiextract");
-        assert!(status.success());
-        let folder = find_file(extracted.path(), "injixo-cloud-link.toml")
-            .expect("injixo-cloud-link.toml in the MSI")
-            .parent()
-            .unwrap()
-            .to_owned();
-        assert!(
-            folder.ends_with(format!("injixo Cloud Link{suffix}")),
-            "{}",
-            folder.display()
-        );
-        let toml = std::fs::read_to_string(folder.join("injixo-cloud-link.toml")).unwrap();
-        assert!(
-            toml.contains(&format!("\nname = \"{service}\"\n")),
-            "{toml}"
-        );
-        let exe = std::fs::read_to_string(folder.join("injixo-cloud-link.exe")).unwrap();
-        assert!(
-            exe.starts_with("STAND-IN"),
-            "the test MSIs hold a stand-in executable"
-        );
-        assert_licenses_current(&folder.join("licenses"), &shipped_crates);
     }
+    assert_eq!(upgrade_codes.len(), 1, "one UpgradeCode for all instances");
+
+    // The files of the base install (msiextract writes the last of the nine
+    // tomls, so only the rest is checked here).
+    let extracted = tempfile::tempdir().unwrap();
+    let status = Command::new("msiextract")
+        .arg("-C")
+        .arg(extracted.path())
+        .arg(&msi)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run msiextract");
+    assert!(status.success());
+    let folder = find_file(extracted.path(), "injixo-cloud-link.exe")
+        .expect("injixo-cloud-link.exe in the MSI")
+        .parent()
+        .unwrap()
+        .to_owned();
+    assert!(
+        folder.ends_with("injixo Cloud Link"),
+        "{}",
+        folder.display()
+    );
+    let exe = std::fs::read_to_string(folder.join("injixo-cloud-link.exe")).unwrap();
+    assert!(
+        exe.starts_with("STAND-IN"),
+        "the test MSI holds a stand-in executable"
+    );
+    assert_licenses_current(&folder.join("licenses"), &crates_in_shipped_clients());
 }
 
 fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
