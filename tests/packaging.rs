@@ -614,7 +614,9 @@ fn the_msi_installs_the_first_instance_and_its_transforms_eight_more() {
         upgrade_codes.insert(row(&properties, "Property", "UpgradeCode")["Value"].clone());
         assert!(product_codes.insert(row(&properties, "Property", "ProductCode")["Value"].clone()));
     }
-    assert_eq!(upgrade_codes.len(), 1, "one UpgradeCode for all instances");
+    // Each instance its own: a newer version's MajorUpgrade of one instance
+    // must not find (and remove) the others.
+    assert_eq!(upgrade_codes.len(), 9, "an UpgradeCode per instance");
 
     // The files of the base install (msiextract writes the last of the nine
     // tomls, so only the rest is checked here).
