@@ -20,6 +20,8 @@ use windows_service::service::{
 use windows_service::service_control_handler::ServiceStatusHandle;
 use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 
+use crate::report::chain;
+
 use super::recovery::{quoted_image_path, FAILURE_COUNT_RESET, RESTART_DELAYS};
 
 /// Set once the control handler is registered: we run as a service.
@@ -115,73 +117,97 @@ fn report(state: ServiceState, exit_code: ServiceExitCode) {
 
 /// Gives this service the configuration of `super::recovery` where it lacks
 /// it, and logs each change once. A failure is logged and changes nothing
-/// else: the client runs as before, only without the safety net.
+/// else: the client runs as before, only without that safety net.
 pub fn apply_recommended_configuration() {
     let Some(attached) = STATUS.get() else {
         return;
     };
     let name = attached.name.to_string_lossy();
-    match configure(&attached.name) {
-        Ok(changes) => {
-            for change in changes {
-                info!("Windows service {name}: {change}");
-            }
+    let service = match open_own_service(&attached.name) {
+        Ok(service) => service,
+        Err(e) => {
+            warn!(
+                "cannot read the configuration of the Windows service {name} ({}); its recovery settings are not checked",
+                chain(&e)
+            );
+            return;
         }
+    };
+    match quote_command_line(&service) {
+        Ok(Some(quoted)) => info!(
+            "Windows service {name}: its command line had an unquoted path with spaces; it is now {quoted}"
+        ),
+        Ok(None) => {}
         Err(e) => warn!(
-            "cannot check the recovery settings of the Windows service {name} ({e}); \
-             set them with: sc failure \"{name}\" reset= 86400 actions= restart/1000/restart/10000/restart/60000"
+            "Windows service {name}: cannot quote its command line ({}); an admin should quote the path in its ImagePath",
+            chain(&e)
+        ),
+    }
+    match set_recovery(&service) {
+        Ok(Some(delayed)) => info!(
+            "Windows service {name}: recovery set: restart after 1 s, 10 s, then every 60 s (failure count reset after a day){}",
+            if delayed { "; automatic start delayed" } else { "" }
+        ),
+        Ok(None) => {}
+        Err(e) => warn!(
+            "Windows service {name}: cannot set its recovery ({}); set it with: sc failure \"{name}\" reset= 86400 actions= restart/1000/restart/10000/restart/60000",
+            chain(&e)
         ),
     }
 }
 
-fn configure(name: &OsStr) -> windows_service::Result<Vec<String>> {
+fn open_own_service(name: &OsStr) -> windows_service::Result<Service> {
     let manager = ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)?;
-    let service = manager.open_service(
+    manager.open_service(
         name,
         ServiceAccess::QUERY_CONFIG | ServiceAccess::CHANGE_CONFIG,
-    )?;
-    let mut changes = Vec::new();
-    let config = service.query_config()?;
+    )
+}
+
+/// Quotes the command line when it needs it; the new one, if changed.
+fn quote_command_line(service: &Service) -> windows_service::Result<Option<String>> {
     // `executable_path` is the whole command line (lpBinaryPathName).
+    let config = service.query_config()?;
     let command_line = config.executable_path.to_string_lossy().into_owned();
-    if let Some(quoted) = quoted_image_path(&command_line) {
-        set_command_line(&service, &quoted)?;
-        changes.push(format!(
-            "its command line had an unquoted path with spaces; it is now {quoted}"
-        ));
-    }
+    let Some(quoted) = quoted_image_path(&command_line) else {
+        return Ok(None);
+    };
+    set_command_line(service, &quoted)?;
+    Ok(Some(quoted))
+}
+
+/// Sets the recovery actions (and the delayed start of an automatic
+/// service) when the service has none; `Some(delayed start)` when it did.
+fn set_recovery(service: &Service) -> windows_service::Result<Option<bool>> {
     let has_recovery = service
         .get_failure_actions()?
         .actions
         .is_some_and(|actions| !actions.is_empty());
-    if !has_recovery {
-        service.update_failure_actions(ServiceFailureActions {
-            reset_period: ServiceFailureResetPeriod::After(FAILURE_COUNT_RESET),
-            reboot_msg: None,
-            command: None,
-            actions: Some(
-                RESTART_DELAYS
-                    .iter()
-                    .map(|delay| ServiceAction {
-                        action_type: ServiceActionType::Restart,
-                        delay: *delay,
-                    })
-                    .collect(),
-            ),
-        })?;
-        // Also when the client stops itself with an error code, not only
-        // when its process dies.
-        service.set_failure_actions_on_non_crash_failures(true)?;
-        changes.push(
-            "recovery set: restart after 1 s, 10 s, then every 60 s (failure count reset after a day)"
-                .to_owned(),
-        );
-        if config.start_type == ServiceStartType::AutoStart {
-            service.set_delayed_auto_start(true)?;
-            changes.push("automatic start set to delayed".to_owned());
-        }
+    if has_recovery {
+        return Ok(None);
     }
-    Ok(changes)
+    service.update_failure_actions(ServiceFailureActions {
+        reset_period: ServiceFailureResetPeriod::After(FAILURE_COUNT_RESET),
+        reboot_msg: None,
+        command: None,
+        actions: Some(
+            RESTART_DELAYS
+                .iter()
+                .map(|delay| ServiceAction {
+                    action_type: ServiceActionType::Restart,
+                    delay: *delay,
+                })
+                .collect(),
+        ),
+    })?;
+    // Also when the client stops itself with an error code, not only when
+    // its process dies.
+    service.set_failure_actions_on_non_crash_failures(true)?;
+    let automatic = service.query_config()?.start_type == ServiceStartType::AutoStart;
+    if automatic {
+        service.set_delayed_auto_start(true)?;
+    }
+    Ok(Some(automatic))
 }
 
 /// ChangeServiceConfigW with only the command line changed (windows-service's

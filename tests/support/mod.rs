@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod db;
 pub mod emulator;
+pub mod wine;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
