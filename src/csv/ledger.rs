@@ -581,8 +581,13 @@ mod tests {
         Utc.timestamp_opt(1_590_393_600 + secs, 0).unwrap()
     }
 
-    fn mtime(nanos: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_nanos(1_590_393_600_000_000_000 + nanos)
+    /// The smallest step of file times: `SystemTime` and NTFS count in
+    /// 100 ns on Windows (1 ns added to a time is lost there).
+    const MTIME_STEP_NS: u64 = if cfg!(windows) { 100 } else { 1 };
+
+    /// A file time `steps` smallest steps after a fixed moment.
+    fn mtime(steps: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(1_590_393_600_000_000_000 + steps * MTIME_STEP_NS)
     }
 
     fn sha(n: u32) -> String {
@@ -730,7 +735,7 @@ mod tests {
             ledger.refusal("in/report.csv", 100, mtime(1)),
             Some(RefusalReason::NotText)
         );
-        // Changed (one nanosecond later, or another size): read it again.
+        // Changed (one step later, or another size): read it again.
         assert_eq!(ledger.refusal("in/report.csv", 100, mtime(2)), None);
         assert_eq!(ledger.refusal("in/report.csv", 101, mtime(1)), None);
         assert_eq!(ledger.refusal("in/other.csv", 100, mtime(1)), None);
@@ -789,8 +794,13 @@ mod tests {
     fn mtimes_before_the_epoch_and_far_away_are_keys_too() {
         let before = UNIX_EPOCH - Duration::from_nanos(1_500);
         assert_eq!(unix_nanos(before), -1_500);
-        assert_eq!(unix_nanos(mtime(7)), 1_590_393_600_000_000_007);
-        let far = UNIX_EPOCH + Duration::from_secs(1 << 40);
+        assert_eq!(
+            unix_nanos(mtime(7)),
+            1_590_393_600_000_000_000 + 7 * MTIME_STEP_NS as i64
+        );
+        // The year 3058: past what i64 nanoseconds hold (2262), within what
+        // Windows' SystemTime holds (30828).
+        let far = UNIX_EPOCH + Duration::from_secs(1 << 35);
         assert_eq!(unix_nanos(far), i64::MAX);
     }
 
