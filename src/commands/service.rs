@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
-use crate::config::{Config, FILE_NAME};
+#[cfg(unix)]
+use crate::config::Config;
+use crate::config::FILE_NAME;
 use crate::report::Failure;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
@@ -133,7 +135,9 @@ pub fn require_root(
     ))
 }
 
-/// The instance the command is about.
+/// The instance the command is about. (On Windows the MSI installs the
+/// service and this command only says so.)
+#[cfg(unix)]
 struct Target {
     config: Config,
     config_file: PathBuf,
@@ -141,6 +145,7 @@ struct Target {
     exe: PathBuf,
 }
 
+#[cfg(unix)]
 impl Target {
     fn resolve(config_path: &Path) -> Result<Target, Failure> {
         let absolute = std::path::absolute(config_path).map_err(|e| {
@@ -170,6 +175,7 @@ impl Target {
         })
     }
 
+    #[cfg(target_os = "linux")]
     fn import_dir(&self) -> PathBuf {
         std::fs::canonicalize(&self.config.app.import_directory)
             .unwrap_or_else(|_| self.config.app.import_directory.clone())
@@ -178,6 +184,7 @@ impl Target {
 
 /// How to get out of a name clash: a unique `[app] name`, in the folder's
 /// configuration file.
+#[cfg(target_os = "linux")]
 fn name_hint(target: &Target) -> String {
     format!(
         "give this instance a unique name in {}, for example\n    [app]\n    name = \"{}\"\n  then install again",
@@ -188,6 +195,7 @@ fn name_hint(target: &Target) -> String {
 
 /// `com.injixo.cloud-link` → `com.injixo.cloud-link.instance.1`,
 /// `….instance.1` → `….instance.2` (the original client's naming).
+#[cfg(any(target_os = "linux", test))]
 fn next_instance_name(name: &str) -> String {
     if let Some((base, n)) = name.rsplit_once(".instance.") {
         if let Ok(n) = n.parse::<u32>() {
@@ -332,6 +340,7 @@ mod platform {
     }
 }
 
+#[cfg(unix)]
 fn print_next_steps(invocation: &Invocation) {
     println!("next:");
     println!("  start it:     {}", invocation.sudo("service start"));

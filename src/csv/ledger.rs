@@ -141,7 +141,10 @@ const COMPACT_SLACK: u64 = 1000;
 #[derive(Debug)]
 pub struct Ledger {
     path: PathBuf,
-    file: File,
+    /// The append handle. `None` only between closing it for a compaction
+    /// and reopening it (and after a failed reopen: the next append tries
+    /// again).
+    file: Option<File>,
     imported: HashMap<String, Imported>,
     refusals: HashMap<String, Refusal>,
     versions: HashMap<String, Version>,
@@ -172,7 +175,7 @@ impl Ledger {
             .map_err(open_error)?;
         let mut ledger = Ledger {
             path: path.to_owned(),
-            file: file.try_clone().map_err(open_error)?,
+            file: None,
             imported: HashMap::new(),
             refusals: HashMap::new(),
             versions: HashMap::new(),
@@ -186,6 +189,8 @@ impl Ledger {
         if good_len < len {
             file.set_len(good_len).map_err(open_error)?;
         }
+        // The only handle: compaction must be able to close it.
+        ledger.file = Some(file);
         if ledger.needs_compaction() {
             if let Err(error) = ledger.compact() {
                 warnings.push(LedgerWarning::CompactionFailed {
@@ -297,7 +302,8 @@ impl Ledger {
     }
 
     /// Rewrites the file with only the live entries (temp, fsync, rename), and
-    /// appends to the new file from then on.
+    /// appends to the new file from then on. On failure the old file stays,
+    /// complete, and appends go on there.
     pub fn compact(&mut self) -> io::Result<()> {
         let mut lines: Vec<Line> = Vec::with_capacity(self.live_entries() as usize);
         let mut imported: Vec<_> = self.imported.iter().collect();
@@ -330,10 +336,30 @@ impl Ledger {
             serde_json::to_writer(&mut bytes, line).map_err(io::Error::other)?;
             bytes.push(b'\n');
         }
-        write_atomic(&self.path, &bytes)?;
-        self.file = owner_only(OpenOptions::new().append(true)).open(&self.path)?;
-        self.lines = lines.len() as u64;
-        Ok(())
+        // Windows does not replace a file that is open: the rename fails with
+        // "Access is denied" (os error 5) although std opens files with
+        // FILE_SHARE_DELETE. So the append handle is closed for the rename and
+        // reopened after it, on the new file, or on the old one if the rename
+        // failed. Closing loses nothing: every line appended went out to the
+        // OS in full (`append`), and the new file holds them all and is
+        // fsynced before it replaces the old one (`write_atomic`), so a crash
+        // at any point leaves one complete ledger.
+        self.file = None;
+        let replaced = write_atomic(&self.path, &bytes);
+        if replaced.is_ok() {
+            self.lines = lines.len() as u64;
+        }
+        let reopened = self.append_handle().map(drop);
+        replaced.and(reopened)
+    }
+
+    /// The append handle, reopened if a compaction closed it.
+    fn append_handle(&mut self) -> io::Result<&mut File> {
+        let file = match self.file.take() {
+            Some(file) => file,
+            None => owner_only(OpenOptions::new().append(true)).open(&self.path)?,
+        };
+        Ok(self.file.insert(file))
     }
 
     /// Appends one line. Each line goes out in a single write on an
@@ -346,18 +372,23 @@ impl Ledger {
     fn append(&mut self, line: &Line) -> Result<(), LedgerError> {
         let mut bytes = serde_json::to_vec(line).expect("ledger lines serialise");
         bytes.push(b'\n');
-        let length_before = self.file.metadata().map(|m| m.len());
-        let written = self.file.write_all(&bytes).and_then(|()| self.file.flush());
+        let write_error = |path: &Path, source| LedgerError::Write {
+            path: path.to_owned(),
+            source,
+        };
+        let file = match self.append_handle() {
+            Ok(file) => file,
+            Err(source) => return Err(write_error(&self.path, source)),
+        };
+        let length_before = file.metadata().map(|m| m.len());
+        let written = file.write_all(&bytes).and_then(|()| file.flush());
         if let Err(source) = written {
             // A full disk can take part of the line: cut it off, or the next
             // append would glue onto it and both entries would be lost.
             if let Ok(length) = length_before {
-                let _ = self.file.set_len(length);
+                let _ = file.set_len(length);
             }
-            return Err(LedgerError::Write {
-                path: self.path.clone(),
-                source,
-            });
+            return Err(write_error(&self.path, source));
         }
         self.lines += 1;
         Ok(())
@@ -365,7 +396,16 @@ impl Ledger {
 
     /// Makes the lines written so far durable (fsync).
     pub fn sync(&self) -> Result<(), LedgerError> {
-        self.file.sync_data().map_err(|source| LedgerError::Write {
+        let synced = match &self.file {
+            Some(file) => file.sync_data(),
+            // Closed by a compaction that could not reopen it: the lines are
+            // in the file all the same, and any handle syncs them.
+            None => OpenOptions::new()
+                .append(true)
+                .open(&self.path)
+                .and_then(|file| file.sync_data()),
+        };
+        synced.map_err(|source| LedgerError::Write {
             path: self.path.clone(),
             source,
         })
@@ -541,8 +581,13 @@ mod tests {
         Utc.timestamp_opt(1_590_393_600 + secs, 0).unwrap()
     }
 
-    fn mtime(nanos: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_nanos(1_590_393_600_000_000_000 + nanos)
+    /// The smallest step of file times: `SystemTime` and NTFS count in
+    /// 100 ns on Windows (1 ns added to a time is lost there).
+    const MTIME_STEP_NS: u64 = if cfg!(windows) { 100 } else { 1 };
+
+    /// A file time `steps` smallest steps after a fixed moment.
+    fn mtime(steps: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(1_590_393_600_000_000_000 + steps * MTIME_STEP_NS)
     }
 
     fn sha(n: u32) -> String {
@@ -690,7 +735,7 @@ mod tests {
             ledger.refusal("in/report.csv", 100, mtime(1)),
             Some(RefusalReason::NotText)
         );
-        // Changed (one nanosecond later, or another size): read it again.
+        // Changed (one step later, or another size): read it again.
         assert_eq!(ledger.refusal("in/report.csv", 100, mtime(2)), None);
         assert_eq!(ledger.refusal("in/report.csv", 101, mtime(1)), None);
         assert_eq!(ledger.refusal("in/other.csv", 100, mtime(1)), None);
@@ -749,8 +794,13 @@ mod tests {
     fn mtimes_before_the_epoch_and_far_away_are_keys_too() {
         let before = UNIX_EPOCH - Duration::from_nanos(1_500);
         assert_eq!(unix_nanos(before), -1_500);
-        assert_eq!(unix_nanos(mtime(7)), 1_590_393_600_000_000_007);
-        let far = UNIX_EPOCH + Duration::from_secs(1 << 40);
+        assert_eq!(
+            unix_nanos(mtime(7)),
+            1_590_393_600_000_000_000 + 7 * MTIME_STEP_NS as i64
+        );
+        // The year 3058: past what i64 nanoseconds hold (2262), within what
+        // Windows' SystemTime holds (30828).
+        let far = UNIX_EPOCH + Duration::from_secs(1 << 35);
         assert_eq!(unix_nanos(far), i64::MAX);
     }
 
@@ -808,6 +858,50 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+    }
+
+    /// Compaction replaces the file the ledger appends to. Windows refuses to
+    /// replace an open file, so this failed there ("Access is denied") while
+    /// the ledger held its append handle across the rename.
+    #[test]
+    fn compacting_an_open_ledger_replaces_its_file_and_appends_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut ledger, _) = open(dir.path());
+        ledger
+            .record_imported(&sha(1), "a.csv", "imp_1", at(0))
+            .unwrap();
+        for n in 0..5u64 {
+            ledger
+                .record_refusal("churn.csv", n, mtime(n), RefusalReason::NotText)
+                .unwrap();
+        }
+        let path = ledger.path().to_owned();
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 6);
+
+        ledger.compact().unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
+        ledger
+            .record_imported(&sha(2), "b.csv", "imp_2", at(1))
+            .unwrap();
+        ledger.sync().unwrap();
+        ledger.compact().unwrap();
+        ledger.record_version("a.csv", 3, mtime(3)).unwrap();
+        drop(ledger);
+
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 4);
+        let (ledger, warnings) = open(dir.path());
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(ledger.is_imported(&sha(1)) && ledger.is_imported(&sha(2)));
+        assert_eq!(
+            ledger.refusal("churn.csv", 4, mtime(4)),
+            Some(RefusalReason::NotText)
+        );
+        assert!(ledger.is_known_version("a.csv", 3, mtime(3)));
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
     }
 
     #[test]

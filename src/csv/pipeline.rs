@@ -1091,6 +1091,7 @@ mod tests {
             .unwrap()
     }
 
+    #[cfg(target_os = "linux")]
     const MEMORY_PROBE_FILE: &str = "INJIXO_CSV_MEMORY_PROBE_FILE";
 
     /// Runs in a process of its own (see the next test), so that its peak RSS

@@ -550,10 +550,20 @@ mod tests {
         assert_eq!(e.to_string(), "h:443 answered 429 Too Many Requests");
     }
 
+    /// The OS's code for "connection refused": ECONNREFUSED (111 on Linux),
+    /// WSAECONNREFUSED (10061) on Windows. The hints go by `io::ErrorKind`, which std
+    /// derives from either.
+    #[cfg(unix)]
+    const CONNECTION_REFUSED: i32 = libc::ECONNREFUSED;
+    #[cfg(windows)]
+    const CONNECTION_REFUSED: i32 = 10061;
+
     #[test]
     fn refused_connections_name_target_os_error_and_hint() {
         let e = HttpError::from_send_error(
-            SendRequestError::Connect(ConnectError::Io(io::Error::from_raw_os_error(111))),
+            SendRequestError::Connect(ConnectError::Io(io::Error::from_raw_os_error(
+                CONNECTION_REFUSED,
+            ))),
             "www.injixo.com:443",
             Duration::from_secs(30),
         );
@@ -562,7 +572,10 @@ mod tests {
             text.starts_with("cannot connect to www.injixo.com:443: "),
             "{text}"
         );
-        assert!(text.contains("(os error 111)"), "{text}");
+        assert!(
+            text.contains(&format!("(os error {CONNECTION_REFUSED})")),
+            "{text}"
+        );
         assert!(text.contains("is outbound TCP 443 allowed?"), "{text}");
     }
 

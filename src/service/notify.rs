@@ -8,7 +8,7 @@
 //! the pings stop and systemd restarts the service, which is the point.
 
 use actix::{Actor, AsyncContext, Context};
-use tracing::{debug, warn};
+use tracing::debug;
 
 /// Tells systemd the service is up, and starts feeding its watchdog from
 /// `ctx` (the supervisor's context) when one is configured.
@@ -74,7 +74,7 @@ fn send(message: Message) {
     // A failed notification must not stop the client: systemd will act on
     // the missing message (start timeout, watchdog) and the log says why.
     if let Err(e) = sd_notify::notify(&[state]) {
-        warn!("cannot notify systemd ({message:?}): {e}");
+        tracing::warn!("cannot notify systemd ({message:?}): {e}");
     }
 }
 

@@ -358,6 +358,7 @@ pub fn watchdog_ping_interval(watchdog: Option<Duration>) -> Option<Duration> {
 mod tests {
     use super::*;
 
+    #[cfg(unix)]
     fn spec() -> UnitSpec {
         UnitSpec {
             app_name: "com.injixo.cloud-link".to_owned(),
@@ -372,6 +373,7 @@ mod tests {
         }
     }
 
+    #[cfg(unix)] // Unix paths: a systemd unit's, not absolute on Windows
     #[test]
     fn renders_the_whole_unit() {
         let unit = render_unit(&spec()).unwrap();
@@ -391,6 +393,7 @@ mod tests {
         }
     }
 
+    #[cfg(unix)] // Unix paths: a systemd unit's, not absolute on Windows
     #[test]
     fn a_folder_under_tmp_keeps_the_real_tmp() {
         let mut spec = spec();
@@ -403,6 +406,7 @@ mod tests {
         );
     }
 
+    #[cfg(unix)] // Unix paths: a systemd unit's, not absolute on Windows
     #[test]
     fn an_import_folder_inside_the_install_folder_is_not_listed_twice() {
         let mut spec = spec();
@@ -411,6 +415,7 @@ mod tests {
         assert!(unit.contains("\nReadWritePaths=/opt/icl\n"), "{unit}");
     }
 
+    #[cfg(unix)] // Unix paths: a systemd unit's, not absolute on Windows
     #[test]
     fn paths_with_spaces_percent_dollar_and_quotes_survive() {
         let mut spec = spec();
@@ -466,6 +471,7 @@ mod tests {
         );
     }
 
+    #[cfg(unix)] // Unix paths: a systemd unit's, not absolute on Windows
     #[test]
     fn control_characters_are_refused_without_showing_a_password() {
         let err =
@@ -509,6 +515,7 @@ mod tests {
         );
     }
 
+    #[cfg(unix)] // Unix paths: a systemd unit's, not absolute on Windows
     #[test]
     fn the_environment_file_is_literal() {
         let text = render_environment_file(&[

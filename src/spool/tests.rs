@@ -91,6 +91,30 @@ fn pending_lists_oldest_first_and_survives_a_reopen() {
     assert_eq!(reopened.usage(), spool.usage());
 }
 
+/// What a writer still open when the process died leaves behind: its temp
+/// file. Returns the file's name.
+#[cfg(unix)]
+fn leave_an_unfinished_item(spool: &Spool) -> String {
+    let mut unfinished = spool.begin("unfinished.csv").unwrap();
+    unfinished.write_all(b"half of it").unwrap();
+    let temp_name = format!(".{}.gz.tmp", unfinished.id());
+    // Never dropped, as in a crash (dropping removes the file).
+    std::mem::forget(unfinished);
+    temp_name
+}
+
+/// Windows: the forgotten writer above would keep its file open in this
+/// process, and a file deleted while open keeps its name until the last
+/// handle closes (Wine; Windows before POSIX delete semantics), while after a
+/// real crash no handle is left. So the temp file is written the way the
+/// writer names it, and closed.
+#[cfg(windows)]
+fn leave_an_unfinished_item(spool: &Spool) -> String {
+    let temp_name = ".20250101T000000000001Z-0123456789ab.gz.tmp".to_owned();
+    fs::write(spool.settings().dir.join(&temp_name), b"half of it").unwrap();
+    temp_name
+}
+
 #[test]
 fn open_removes_what_a_crash_left_unfinished_and_keeps_committed_items() {
     let root = tempfile::tempdir().unwrap();
@@ -98,10 +122,7 @@ fn open_removes_what_a_crash_left_unfinished_and_keeps_committed_items() {
     let kept = spool_bytes(&spool, "kept", b"a;b\n1;2\n");
 
     // A writer still open when the process died: only its temp file exists.
-    let mut unfinished = spool.begin("unfinished.csv").unwrap();
-    unfinished.write_all(b"half of it").unwrap();
-    let temp_name = format!(".{}.gz.tmp", unfinished.id());
-    std::mem::forget(unfinished);
+    let temp_name = leave_an_unfinished_item(&spool);
     // Data renamed into place, but the sidecar was never written.
     let orphan = spool.settings().dir.join("20250101T000000000000Z-abc.gz");
     fs::write(&orphan, b"not committed").unwrap();

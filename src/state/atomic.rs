@@ -1,7 +1,7 @@
 //! Crash-safe file replacement: a reader (or the client after a power loss)
 //! sees the old content or the new, never a mix or a truncated file.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -94,7 +94,7 @@ pub fn owner_only(options: &mut OpenOptions) -> &mut OpenOptions {
 /// Makes a rename durable: without it a power loss can undo the rename.
 #[cfg(unix)]
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(not(unix))]
