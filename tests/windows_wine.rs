@@ -183,12 +183,178 @@ fn service_from_a_folder_with_spaces_runs_imports_answers_and_stops_gracefully_o
     let (_, query) = wine::run(&["sc", "query", SERVICE]);
     assert!(query.contains("WIN32_EXIT_CODE    : 0"), "{query}");
 
-    // Started again with the new, quoted command line, it is still linked.
+    // Started again with the new, quoted command line, it is still linked
+    // (the log of the first run was rotated away at this start).
     wine::run_ok(&["net", "start", SERVICE]);
-    support::wait_for("the second start", START, || {
-        (install.log().matches("linked to integration").count() >= 2).then_some(())
+    support::wait_for("the second run to be linked", START, || {
+        let log = install.log();
+        (log.contains("linked to integration") && !log.contains("injixo Cloud Link stopped"))
+            .then_some(())
     });
     wine::run_ok(&["net", "stop", SERVICE]);
     wine::run_ok(&["sc", "delete", SERVICE]);
     assert!(Path::new(&install.dir).join("state").is_dir());
+}
+
+/// An instance the MSI installed: its folder, service and display name.
+struct MsiInstance {
+    install: WindowsInstall,
+    service: String,
+    display_name: String,
+}
+
+impl MsiInstance {
+    fn new(instance: u32) -> MsiInstance {
+        let (suffix, service) = match instance {
+            0 => (String::new(), "com.injixo.cloud-link".to_owned()),
+            n => (
+                format!(" (Instance {n})"),
+                format!("com.injixo.cloud-link.instance.{n}"),
+            ),
+        };
+        let windows_dir = format!(r"C:\Program Files\injixo Cloud Link{suffix}");
+        MsiInstance {
+            install: WindowsInstall::existing(&windows_dir),
+            service,
+            display_name: format!("injixo Cloud Link{suffix}"),
+        }
+    }
+
+    /// Points the installed toml at the emulator and restarts the service.
+    fn use_cloud(&self, cloud: &Emulator) {
+        let path = self.install.dir.join("injixo-cloud-link.toml");
+        let toml = std::fs::read_to_string(&path).expect("installed toml");
+        assert!(
+            toml.contains(&format!("name = \"{}\"", self.service)),
+            "the instance's toml names it: {toml}"
+        );
+        let toml = toml.replacen(
+            "[cloud]\n",
+            &format!("[cloud]\nurl = \"{}\"\n", cloud.url),
+            1,
+        );
+        std::fs::write(&path, toml).expect("write toml");
+        wine::run_ok(&["net", "stop", &self.service]);
+        wine::run_ok(&["net", "start", &self.service]);
+    }
+}
+
+fn msiexec(args: &[&str]) {
+    let mut all = vec!["msiexec"];
+    all.extend_from_slice(args);
+    all.push("/qn");
+    wine::run_ok(&all);
+}
+
+/// The Uninstall entries (Programs and Features) whose DisplayName starts
+/// with "injixo Cloud Link".
+fn programs_and_features() -> Vec<String> {
+    let key = r"HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall";
+    let (_, text) = wine::run(&["reg", "query", key, "/s", "/v", "DisplayName"]);
+    let mut names: Vec<String> = text
+        .lines()
+        .filter_map(|line| line.split_once("REG_SZ"))
+        .map(|(_, name)| name.trim().to_owned())
+        .filter(|name| name.starts_with("injixo Cloud Link"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+#[ignore = "needs the Windows build and Wine: run by scripts/windows e2e"]
+fn the_msi_installs_the_service_and_its_transforms_install_two_more_instances_beside_it() {
+    let msi = wine::msi();
+    let msi = msi.to_str().expect("UTF-8 path");
+    // What earlier tests of this prefix may have left.
+    for instance in [1, 2, 0] {
+        let product = MsiInstance::new(instance);
+        if product.install.dir.exists() {
+            let _ = wine::run(&["msiexec", "/x", msi, "/qn"]);
+            let _ = std::fs::remove_dir_all(&product.install.dir);
+        }
+    }
+
+    // The install guide's commands. Wine 8 has no MSINEWINSTANCE: it takes
+    // the product's state from the untransformed ProductCode, so under Wine
+    // the instances go in before the first product (Windows takes any
+    // order). The transforms themselves are Wine's to apply.
+    msiexec(&["/i", msi, "MSINEWINSTANCE=1", "TRANSFORMS=:instance.1"]);
+    msiexec(&["/i", msi, "MSINEWINSTANCE=1", "TRANSFORMS=:instance.2"]);
+    msiexec(&["/i", msi]);
+    assert_eq!(
+        programs_and_features(),
+        [
+            "injixo Cloud Link",
+            "injixo Cloud Link (Instance 1)",
+            "injixo Cloud Link (Instance 2)"
+        ]
+    );
+
+    let cloud = Emulator::start(&[]);
+    let instances: Vec<MsiInstance> = [0, 1, 2].into_iter().map(MsiInstance::new).collect();
+    for product in &instances {
+        // Installed, started at install, shown by its own name.
+        assert!(product.install.dir.join("injixo-cloud-link.exe").is_file());
+        assert!(product.install.dir.join("licenses").is_dir());
+        let display = wine::service_registry_value(&product.service, "DisplayName");
+        assert_eq!(display.as_deref(), Some(product.display_name.as_str()));
+        product.use_cloud(&cloud);
+    }
+    for product in &instances {
+        let integration = cloud.create_csv_integration(&product.display_name);
+        let pin = product.install.wait_for_pin(START);
+        assert_eq!(cloud.connect(&pin, &integration), 200);
+        product.install.wait_for_log("linked to integration", START);
+        let dropped = wine::drop_examples(&product.install.dir);
+        let imports = wait_for_imports(&cloud, &integration, dropped);
+        assert_eq!(
+            imports.len(),
+            dropped,
+            "{}: {imports:?}",
+            product.display_name
+        );
+        let status = status_json(&product.install);
+        assert_eq!(status["instance"], product.service.as_str(), "{status}");
+        assert_eq!(
+            status["link"]["integration_id"],
+            integration.as_str(),
+            "{status}"
+        );
+    }
+
+    // Removing the first product leaves the two instances running. (Wine
+    // cannot remove an instance by its own ProductCode: it opens the cached,
+    // untransformed package; Windows keeps the instance's transform for it.)
+    msiexec(&["/x", msi]);
+    assert!(!instances[0]
+        .install
+        .dir
+        .join("injixo-cloud-link.exe")
+        .exists());
+    assert_eq!(wine::service_state(&instances[0].service), None);
+    for product in &instances[1..] {
+        assert_eq!(
+            wine::service_state(&product.service).as_deref(),
+            Some("RUNNING"),
+            "{}",
+            product.display_name
+        );
+        assert!(product.install.dir.join("injixo-cloud-link.exe").is_file());
+        let status = status_json(&product.install);
+        assert_eq!(status["running"], true, "{status}");
+    }
+    assert_eq!(
+        programs_and_features(),
+        [
+            "injixo Cloud Link (Instance 1)",
+            "injixo Cloud Link (Instance 2)"
+        ]
+    );
+    for product in &instances[1..] {
+        wine::run_ok(&["net", "stop", &product.service]);
+        product
+            .install
+            .wait_for_log("injixo Cloud Link stopped", START);
+    }
 }

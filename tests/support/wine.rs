@@ -147,6 +147,14 @@ impl WindowsInstall {
         }
     }
 
+    /// A folder something else (the MSI) installed into.
+    pub fn existing(windows_dir: &str) -> WindowsInstall {
+        WindowsInstall {
+            windows_dir: windows_dir.to_owned(),
+            dir: linux_path(windows_dir),
+        }
+    }
+
     pub fn exe(&self) -> String {
         format!("{}\\injixo-cloud-link.exe", self.windows_dir)
     }
