@@ -106,9 +106,8 @@ pub mod client {
         Ok(stream)
     }
 
-    /// The named pipe, opened as a file. NOT COMPILED BY CI (see
-    /// `crate::service::windows`). A pipe handle has no read timeout: the
-    /// server closes a connection after a minute at most.
+    /// The named pipe, opened as a file. A pipe handle has no read
+    /// timeout: the server closes a connection after a minute at most.
     #[cfg(windows)]
     fn connect(state: &StateDir, timeout: Duration) -> Result<std::fs::File, AskError> {
         /// ERROR_PIPE_BUSY: every instance of the pipe is serving someone.

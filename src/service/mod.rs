@@ -9,10 +9,11 @@
 //! application, the qualifier dropped): `injixo-cloud-link.service`, and for
 //! `com.injixo.cloud-link.instance.1`, `injixo-cloud-link.instance.1.service`.
 //!
-//! On Windows the installer (MSI) registers the service; `windows` is the
-//! code the service runs (`#[cfg(windows)]`, not compiled by CI: this
-//! project's machines cannot build for Windows). Its names are computed
-//! here, where the tests run.
+//! On Windows the installer (MSI) registers the service; `windows` reports
+//! its states to the Service Control Manager and applies what `recovery`
+//! decides (`#[cfg(windows)]`, built and tested under Wine by
+//! `scripts/windows`). Its names are computed here, where every platform's
+//! tests run.
 
 pub mod notify;
 pub mod recovery;
