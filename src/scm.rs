@@ -90,6 +90,7 @@ fn service_main(arguments: Vec<OsString>) {
     };
     status::attach(name, handle, SHUTDOWN_DEADLINE);
     status::report_starting();
+    status::adopt_system_variables();
 
     let config_path = CONFIG_PATH.get().cloned().unwrap_or_default();
     let code = match crate::daemon::run(&config_path, false) {

@@ -27,6 +27,8 @@ use support::emulator::Emulator;
 use support::wine::{self, WindowsInstall};
 
 const START: Duration = Duration::from_secs(60);
+const SYSTEM_ENVIRONMENT: &str =
+    r"HKLM\System\CurrentControlSet\Control\Session Manager\Environment";
 
 /// Waits until the emulator holds `count` imports of `integration`.
 fn wait_for_imports(cloud: &Emulator, integration: &str, count: usize) -> Vec<Value> {
@@ -134,6 +136,20 @@ fn service_from_a_folder_with_spaces_runs_imports_answers_and_stops_gracefully_o
         "DisplayName=",
         "injixo Cloud Link (e2e)",
     ]);
+    // The install guide sets the proxy as a system environment variable.
+    // Windows hands services the environment of boot time; the service takes
+    // it from the registry. (The emulator is plain HTTP on loopback, which
+    // never goes through a proxy: only the log shows it.)
+    wine::run_ok(&[
+        "reg",
+        "add",
+        SYSTEM_ENVIRONMENT,
+        "/v",
+        "https_proxy",
+        "/d",
+        "http://127.0.0.1:9",
+        "/f",
+    ]);
     let started = wine::run_ok(&["net", "start", SERVICE]);
     assert!(started.contains("started successfully"), "{started}");
     // START_PENDING until the actors run, then RUNNING (service::windows).
@@ -151,6 +167,19 @@ fn service_from_a_folder_with_spaces_runs_imports_answers_and_stops_gracefully_o
     let status = status_json(&install);
     assert_eq!(status["running"], true, "{status}");
     assert_eq!(status["instance"], "com.injixo.cloud-link.e2e", "{status}");
+    let log = install.wait_for_log("https_proxy taken from the system environment", START);
+    assert!(
+        log.contains("HTTPS requests go through the proxy http://127.0.0.1:9"),
+        "{log}"
+    );
+    wine::run_ok(&[
+        "reg",
+        "delete",
+        SYSTEM_ENVIRONMENT,
+        "/v",
+        "https_proxy",
+        "/f",
+    ]);
 
     // The client gave its service a quoted command line, and recovery
     // actions. Wine 8's SCM has no recovery actions (`sc failure` stores

@@ -123,6 +123,11 @@ pub fn apply_recommended_configuration() {
         return;
     };
     let name = attached.name.to_string_lossy();
+    for variable in ADOPTED.get().into_iter().flatten() {
+        info!(
+            "Windows service {name}: {variable} taken from the system environment (a service gets the one of boot time otherwise)"
+        );
+    }
     let service = match open_own_service(&attached.name) {
         Ok(service) => service,
         Err(e) => {
@@ -243,4 +248,70 @@ fn set_command_line(service: &Service, command_line: &str) -> windows_service::R
         ));
     }
     Ok(())
+}
+
+/// The variables of the install guide's proxy and trust set-up, as an admin
+/// sets them for the whole system.
+const SYSTEM_VARIABLES: [&str; 4] = ["https_proxy", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR"];
+
+/// Which of them [`adopt_system_variables`] took from the registry.
+static ADOPTED: OnceLock<Vec<&'static str>> = OnceLock::new();
+
+/// Takes the proxy and trust variables from the system environment in the
+/// registry when the process lacks them. Windows hands a service the
+/// environment the Service Control Manager had when it started (at boot),
+/// so a variable an admin sets afterwards, as the install guide says, would
+/// reach the service only after a reboot. Call it before any other thread
+/// reads the environment; what it took is logged by
+/// [`apply_recommended_configuration`] once logging runs.
+pub fn adopt_system_variables() {
+    let mut adopted = Vec::new();
+    for name in SYSTEM_VARIABLES {
+        // Environment names are case-insensitive on Windows.
+        if std::env::var_os(name).is_some() {
+            continue;
+        }
+        if let Some(value) = system_variable(name) {
+            // SAFETY (of set_var): on Windows the environment is guarded by
+            // the OS; this runs before the daemon starts its threads.
+            unsafe { std::env::set_var(name, value) };
+            adopted.push(name);
+        }
+    }
+    let _ = ADOPTED.set(adopted);
+}
+
+/// A value of `HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Environment`.
+fn system_variable(name: &str) -> Option<OsString> {
+    use std::os::windows::ffi::{OsStrExt, OsStringExt};
+    use windows_sys::Win32::Foundation::ERROR_SUCCESS;
+    use windows_sys::Win32::System::Registry::{
+        RegGetValueW, HKEY_LOCAL_MACHINE, RRF_RT_REG_EXPAND_SZ, RRF_RT_REG_SZ,
+    };
+
+    let wide = |text: &str| -> Vec<u16> { OsStr::new(text).encode_wide().chain([0]).collect() };
+    let key = wide(r"SYSTEM\CurrentControlSet\Control\Session Manager\Environment");
+    let value_name = wide(name);
+    let mut buffer = vec![0u16; 4096];
+    let mut bytes = (buffer.len() * 2) as u32;
+    // SAFETY: NUL-terminated names; `buffer` holds `bytes` bytes. An
+    // REG_EXPAND_SZ value comes back expanded (RegGetValueW's default).
+    let result = unsafe {
+        RegGetValueW(
+            HKEY_LOCAL_MACHINE,
+            key.as_ptr(),
+            value_name.as_ptr(),
+            RRF_RT_REG_SZ | RRF_RT_REG_EXPAND_SZ,
+            std::ptr::null_mut(),
+            buffer.as_mut_ptr().cast(),
+            &mut bytes,
+        )
+    };
+    if result != ERROR_SUCCESS {
+        return None;
+    }
+    let length = (bytes as usize / 2).saturating_sub(1).min(buffer.len());
+    buffer.truncate(length);
+    let value = OsString::from_wide(&buffer);
+    (!value.is_empty()).then_some(value)
 }
