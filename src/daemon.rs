@@ -52,6 +52,7 @@ pub fn run(config_path: &Path, console: bool) -> Result<(), Failure> {
         verbose: loaded.as_ref().is_ok_and(|c| c.app.verbose),
         console,
         keep_days: loaded.as_ref().ok().and_then(|c| c.log.keep_days),
+        event_log: event_log_source(loaded.as_ref().ok()),
     };
     let logging = logging::init(&settings).map_err(|e| {
         Failure::new(exitcode::CANTCREAT, e)
@@ -320,6 +321,23 @@ fn children(
         database_importer,
         control,
     ]
+}
+
+/// The Windows Event Log source of a service ("injixo Cloud Link",
+/// "injixo Cloud Link (Instance 1)"); none in a console, which has the
+/// console. A configuration that did not load still gets the product's name,
+/// so that a failed start reaches the Event Log.
+#[cfg(windows)]
+fn event_log_source(config: Option<&Config>) -> Option<String> {
+    crate::service::windows::running_as_service().then(|| {
+        let app_name = config.map_or(crate::config::DEFAULT_APP_NAME, |c| c.app.name.as_str());
+        crate::service::display_name(app_name)
+    })
+}
+
+#[cfg(not(windows))]
+fn event_log_source(_config: Option<&Config>) -> Option<String> {
+    None
 }
 
 fn lock_failure(error: LockError) -> Failure {

@@ -15,6 +15,7 @@ fn settings(dir: &Path) -> LogSettings {
         verbose: false,
         console: false,
         keep_days: None,
+        event_log: None,
     }
 }
 

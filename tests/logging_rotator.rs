@@ -85,6 +85,7 @@ async fn run_through_midnight(dir: &Path, keep_days: Option<u32>) -> Vec<String>
         verbose: false,
         console: false,
         keep_days,
+        event_log: None,
     };
     let (subscriber, logging) = logging::build_with_clock(&settings, clock.clone()).unwrap();
     let subscriber_guard = tracing::subscriber::set_default(subscriber);

@@ -181,6 +181,13 @@ fn service_from_a_folder_with_spaces_runs_imports_answers_and_stops_gracefully_o
         "/f",
     ]);
 
+    // Starts, stops, warnings and errors also go to the Event Log, under a
+    // source of the instance's own. Wine's ReportEventW only writes to its
+    // debug channel, so here only the source's registration is seen.
+    let source = r"HKLM\System\CurrentControlSet\Services\EventLog\Application\injixo Cloud Link (com.injixo.cloud-link.e2e)";
+    let (found, text) = wine::run(&["reg", "query", source, "/v", "TypesSupported"]);
+    assert!(found.success() && text.contains("0x7"), "{text}");
+
     // The client gave its service a quoted command line, and recovery
     // actions. Wine 8's SCM has no recovery actions (`sc failure` stores
     // nothing, and the calls fail), so under Wine the client says how to set

@@ -85,6 +85,7 @@ fn pair_in_foreground(config_path: &Path, state: &StateDir, json: bool) -> Resul
         // The banner goes to stdout below; the log lines stay in the file.
         console: false,
         keep_days: config.log.keep_days,
+        event_log: None,
     })
     .map_err(|e| Failure::new(exitcode::CANTCREAT, e))?;
     crate::state::claim(state, &config.install_dir)?;

@@ -7,6 +7,9 @@
 //! the LogRotatorActor (an actor above this module) makes sure a record exists
 //! at midnight and deletes expired logs when `[log] keepDays` is set.
 
+pub mod event_filter;
+#[cfg(windows)]
+mod event_log;
 mod format;
 pub mod rotation;
 mod writer;
@@ -55,6 +58,9 @@ pub struct LogSettings {
     pub console: bool,
     /// `[log] keepDays`: delete rotated logs older than this many days; `None` keeps all.
     pub keep_days: Option<u32>,
+    /// Windows: also send starts, stops, warnings and errors to the Event
+    /// Log under this source name (a service); `None` elsewhere.
+    pub event_log: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -232,10 +238,18 @@ pub fn build_with_clock(
             .with_ansi(true)
             .with_writer(io::stderr)
     });
+    #[cfg(windows)]
+    let event_log = settings
+        .event_log
+        .as_deref()
+        .and_then(event_log::EventLogLayer::open);
+    #[cfg(not(windows))]
+    let event_log: Option<tracing_subscriber::layer::Identity> = None;
     let subscriber = tracing_subscriber::registry()
         .with(log_filter(settings.verbose))
         .with(file_layer)
-        .with(console_layer);
+        .with(console_layer)
+        .with(event_log);
 
     let logging = Logging {
         path: rotation.current_path(),

@@ -285,23 +285,22 @@ pub fn adopt_system_variables() {
 fn system_variable(name: &str) -> Option<OsString> {
     use std::os::windows::ffi::{OsStrExt, OsStringExt};
     use windows_sys::Win32::Foundation::ERROR_SUCCESS;
-    use windows_sys::Win32::System::Registry::{
-        RegGetValueW, HKEY_LOCAL_MACHINE, RRF_RT_REG_EXPAND_SZ, RRF_RT_REG_SZ,
-    };
+    use windows_sys::Win32::System::Registry::{RegGetValueW, HKEY_LOCAL_MACHINE, RRF_RT_REG_SZ};
 
     let wide = |text: &str| -> Vec<u16> { OsStr::new(text).encode_wide().chain([0]).collect() };
     let key = wide(r"SYSTEM\CurrentControlSet\Control\Session Manager\Environment");
     let value_name = wide(name);
     let mut buffer = vec![0u16; 4096];
     let mut bytes = (buffer.len() * 2) as u32;
-    // SAFETY: NUL-terminated names; `buffer` holds `bytes` bytes. An
-    // REG_EXPAND_SZ value comes back expanded (RegGetValueW's default).
+    // SAFETY: NUL-terminated names; `buffer` holds `bytes` bytes.
+    // RRF_RT_REG_SZ also takes a REG_EXPAND_SZ value, expanded (asking for
+    // RRF_RT_REG_EXPAND_SZ without RRF_NOEXPAND is an invalid parameter).
     let result = unsafe {
         RegGetValueW(
             HKEY_LOCAL_MACHINE,
             key.as_ptr(),
             value_name.as_ptr(),
-            RRF_RT_REG_SZ | RRF_RT_REG_EXPAND_SZ,
+            RRF_RT_REG_SZ,
             std::ptr::null_mut(),
             buffer.as_mut_ptr().cast(),
             &mut bytes,
