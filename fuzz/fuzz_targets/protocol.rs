@@ -13,7 +13,7 @@ use awc::http::{Method, StatusCode, Uri};
 use chrono::{DateTime, Utc};
 use injixo_cloud_link::assignment::{changes, summary, CachedAssignment};
 use injixo_cloud_link::csv::FilePattern;
-use injixo_cloud_link::db::{connection_string, watermark, windows};
+use injixo_cloud_link::db::{connection_string, planner, watermark};
 use injixo_cloud_link::http::error::MAX_RETRY_AFTER;
 use injixo_cloud_link::http::{self, HttpError};
 use injixo_cloud_link::pairing::{banner, PinOffer};
@@ -155,7 +155,7 @@ fn use_assignment(integration: &Integration, now: DateTime<Utc>) {
         }
     }
     if let Some(database) = &integration.database {
-        let _ = windows::parse_time_zone(&database.time_zone);
+        let _ = planner::parse_time_zone(&database.time_zone);
         let conn = &database.connection_string;
         let _ = connection_string::mask(conn);
         let _ = connection_string::driver_kind(conn);
@@ -174,9 +174,9 @@ fn use_assignment(integration: &Integration, now: DateTime<Utc>) {
             assert!(!masked.contains(local), "{effective:?}");
         }
         for import in &database.imports {
-            let _ = windows::query_shape(import);
-            let schedule = windows::ImportSchedule::from_import(import);
-            let _ = windows::first_start(&schedule, now, chrono_tz::UTC);
+            let _ = planner::query_shape(import);
+            let schedule = planner::ImportSchedule::from_import(import);
+            let _ = planner::first_start(&schedule, now, chrono_tz::UTC);
         }
     }
 }
