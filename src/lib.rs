@@ -24,3 +24,5 @@ pub mod service;
 pub mod spool;
 pub mod state;
 pub mod status;
+#[cfg(windows)]
+mod win32;

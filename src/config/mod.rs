@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+use crate::report::Failure;
+
 pub use diagnostic::{Diagnostic, Location};
 
 /// Name of the configuration file; its folder is the install folder.
@@ -975,15 +977,15 @@ impl fmt::Display for Origin {
 }
 
 /// A configuration problem ends the process with EX_CONFIG (78).
-impl From<ConfigError> for crate::report::Failure {
-    fn from(error: crate::config::ConfigError) -> Self {
+impl From<ConfigError> for Failure {
+    fn from(error: ConfigError) -> Self {
         let hint = match &error {
             ConfigError::Invalid { .. } => {
                 "fix the file, check it with `injixo-cloud-link check-config`, then start again"
             }
             ConfigError::Read { .. } => "check that the service's user may read the file",
         };
-        crate::report::Failure::new(exitcode::CONFIG, error).hint(hint)
+        Failure::new(exitcode::CONFIG, error).hint(hint)
     }
 }
 

@@ -9,9 +9,7 @@
 //! description cannot be found. Registration needs Administrator rights (a
 //! service has them); without them the events are still written.
 
-use std::ffi::OsStr;
 use std::fmt::Write as _;
-use std::os::windows::ffi::OsStrExt;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
@@ -24,6 +22,7 @@ use windows_sys::Win32::System::EventLog::{
 };
 
 use super::event_filter::{event_kind, EventKind};
+use crate::win32::wide;
 
 const MESSAGE_FILE: &str =
     r"%SystemRoot%\Microsoft.NET\Framework64\v4.0.30319\EventLogMessages.dll";
@@ -57,7 +56,7 @@ impl<S: Subscriber> Layer<S> for EventLogLayer {
         };
         let mut text = Text::default();
         event.record(&mut text);
-        let message = wide(&text.0);
+        let message = wide(text.0);
         let strings = [message.as_ptr()];
         let event_type = match kind {
             EventKind::Information => EVENTLOG_INFORMATION_TYPE,
@@ -105,10 +104,6 @@ impl Visit for Text {
     }
 }
 
-fn wide(text: &str) -> Vec<u16> {
-    OsStr::new(text).encode_wide().chain([0]).collect()
-}
-
 /// Creates the source's registry key with its message file, once.
 fn register(source: &str) {
     use windows_sys::Win32::Foundation::ERROR_SUCCESS;
@@ -117,7 +112,7 @@ fn register(source: &str) {
         REG_CREATED_NEW_KEY, REG_DWORD, REG_EXPAND_SZ, REG_OPTION_NON_VOLATILE,
     };
 
-    let key_name = wide(&format!(
+    let key_name = wide(format!(
         r"SYSTEM\CurrentControlSet\Services\EventLog\Application\{source}"
     ));
     let mut key: HKEY = std::ptr::null_mut();

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 use windows_service::service::{
-    Service, ServiceAccess, ServiceAction, ServiceActionType, ServiceControlAccept,
+    Service, ServiceAccess, ServiceAction, ServiceActionType, ServiceConfig, ServiceControlAccept,
     ServiceExitCode, ServiceFailureActions, ServiceFailureResetPeriod, ServiceStartType,
     ServiceState, ServiceStatus, ServiceType,
 };
@@ -21,6 +21,7 @@ use windows_service::service_control_handler::ServiceStatusHandle;
 use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 
 use crate::report::chain;
+use crate::win32::wide;
 
 use super::recovery::{quoted_image_path, FAILURE_COUNT_RESET, RESTART_DELAYS};
 
@@ -138,7 +139,17 @@ pub fn apply_recommended_configuration() {
             return;
         }
     };
-    match quote_command_line(&service) {
+    let config = match service.query_config() {
+        Ok(config) => config,
+        Err(e) => {
+            warn!(
+                "cannot read the configuration of the Windows service {name} ({}); its recovery settings are not checked",
+                chain(&e)
+            );
+            return;
+        }
+    };
+    match quote_command_line(&service, &config) {
         Ok(Some(quoted)) => info!(
             "Windows service {name}: its command line had an unquoted path with spaces; it is now {quoted}"
         ),
@@ -148,7 +159,7 @@ pub fn apply_recommended_configuration() {
             chain(&e)
         ),
     }
-    match set_recovery(&service) {
+    match set_recovery(&service, &config) {
         Ok(Some(delayed)) => info!(
             "Windows service {name}: recovery set: restart after 1 s, 10 s, then every 60 s (failure count reset after a day){}",
             if delayed { "; automatic start delayed" } else { "" }
@@ -170,9 +181,11 @@ fn open_own_service(name: &OsStr) -> windows_service::Result<Service> {
 }
 
 /// Quotes the command line when it needs it; the new one, if changed.
-fn quote_command_line(service: &Service) -> windows_service::Result<Option<String>> {
+fn quote_command_line(
+    service: &Service,
+    config: &ServiceConfig,
+) -> windows_service::Result<Option<String>> {
     // `executable_path` is the whole command line (lpBinaryPathName).
-    let config = service.query_config()?;
     let command_line = config.executable_path.to_string_lossy().into_owned();
     let Some(quoted) = quoted_image_path(&command_line) else {
         return Ok(None);
@@ -183,7 +196,10 @@ fn quote_command_line(service: &Service) -> windows_service::Result<Option<Strin
 
 /// Sets the recovery actions (and the delayed start of an automatic
 /// service) when the service has none; `Some(delayed start)` when it did.
-fn set_recovery(service: &Service) -> windows_service::Result<Option<bool>> {
+fn set_recovery(
+    service: &Service,
+    config: &ServiceConfig,
+) -> windows_service::Result<Option<bool>> {
     let has_recovery = service
         .get_failure_actions()?
         .actions
@@ -208,7 +224,7 @@ fn set_recovery(service: &Service) -> windows_service::Result<Option<bool>> {
     // Also when the client stops itself with an error code, not only when
     // its process dies.
     service.set_failure_actions_on_non_crash_failures(true)?;
-    let automatic = service.query_config()?.start_type == ServiceStartType::AutoStart;
+    let automatic = config.start_type == ServiceStartType::AutoStart;
     if automatic {
         service.set_delayed_auto_start(true)?;
     }
@@ -220,10 +236,7 @@ fn set_recovery(service: &Service) -> windows_service::Result<Option<bool>> {
 fn set_command_line(service: &Service, command_line: &str) -> windows_service::Result<()> {
     use windows_sys::Win32::System::Services::{ChangeServiceConfigW, SERVICE_NO_CHANGE};
 
-    let wide: Vec<u16> = command_line
-        .encode_utf16()
-        .chain(std::iter::once(0))
-        .collect();
+    let wide = wide(command_line);
     // SAFETY: the handle is open with SERVICE_CHANGE_CONFIG; `wide` is
     // NUL-terminated and outlives the call; null pointers leave the other
     // fields unchanged, as documented.
@@ -283,11 +296,10 @@ pub fn adopt_system_variables() {
 
 /// A value of `HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Environment`.
 fn system_variable(name: &str) -> Option<OsString> {
-    use std::os::windows::ffi::{OsStrExt, OsStringExt};
+    use std::os::windows::ffi::OsStringExt;
     use windows_sys::Win32::Foundation::ERROR_SUCCESS;
     use windows_sys::Win32::System::Registry::{RegGetValueW, HKEY_LOCAL_MACHINE, RRF_RT_REG_SZ};
 
-    let wide = |text: &str| -> Vec<u16> { OsStr::new(text).encode_wide().chain([0]).collect() };
     let key = wide(r"SYSTEM\CurrentControlSet\Control\Session Manager\Environment");
     let value_name = wide(name);
     let mut buffer = vec![0u16; 4096];

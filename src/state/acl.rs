@@ -5,6 +5,8 @@
 use std::io;
 use std::path::Path;
 
+use crate::win32::wide;
+
 /// SYSTEM and the Administrators group only, nothing inherited from the
 /// folder: the security descriptor the credentials file gets.
 const SYSTEM_AND_ADMINISTRATORS: &str = "D:P(A;;FA;;;SY)(A;;FA;;;BA)";
@@ -12,8 +14,6 @@ const SYSTEM_AND_ADMINISTRATORS: &str = "D:P(A;;FA;;;SY)(A;;FA;;;BA)";
 /// Sets the ACL of `path` to SYSTEM and Administrators only (the Windows
 /// counterpart of mode 0600), before any secret is written to it.
 pub fn restrict_to_system_and_administrators(path: &Path) -> io::Result<()> {
-    use std::os::windows::ffi::OsStrExt;
-
     use windows_sys::Win32::Foundation::{LocalFree, ERROR_SUCCESS};
     use windows_sys::Win32::Security::Authorization::{
         ConvertStringSecurityDescriptorToSecurityDescriptorW, SetNamedSecurityInfoW,
@@ -24,15 +24,8 @@ pub fn restrict_to_system_and_administrators(path: &Path) -> io::Result<()> {
         PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR,
     };
 
-    let sddl: Vec<u16> = SYSTEM_AND_ADMINISTRATORS
-        .encode_utf16()
-        .chain(std::iter::once(0))
-        .collect();
-    let wide_path: Vec<u16> = path
-        .as_os_str()
-        .encode_wide()
-        .chain(std::iter::once(0))
-        .collect();
+    let sddl = wide(SYSTEM_AND_ADMINISTRATORS);
+    let wide_path = wide(path);
     let mut descriptor: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
     // SAFETY: `sddl` is NUL-terminated UTF-16 that outlives the call; on
     // success `descriptor` points to memory we free with LocalFree below.
