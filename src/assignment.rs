@@ -139,6 +139,7 @@ mod tests {
             id: "int_1".into(),
             name: "Avaya".into(),
             kind: IntegrationKind::Csv,
+            realtime: None,
             csv: Some(CsvSettings {
                 pattern: pattern.into(),
             }),
@@ -151,6 +152,7 @@ mod tests {
             id: "int_2".into(),
             name: "ACD".into(),
             kind: IntegrationKind::Database,
+            realtime: None,
             csv: None,
             database: Some(DatabaseSettings {
                 connection_string: format!("DSN=acd;PWD={password}"),

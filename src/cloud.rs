@@ -12,7 +12,7 @@ use awc::http::{header, StatusCode};
 use crate::http::{self, HttpClientFactory, HttpError};
 use crate::protocol::{
     paths, AssignmentResponse, ClientState, DeviceAuthorizationRequest,
-    DeviceAuthorizationResponse, Heartbeat, ImporterHeartbeat, TokenErrorCode, TokenRequest,
+    DeviceAuthorizationResponse, FeedHeartbeat, Heartbeat, ImporterHeartbeat, RealtimeAnswer, RealtimeBatch, TokenErrorCode, TokenRequest,
     TokenResponse,
 };
 use crate::status::ClientStatus;
@@ -135,6 +135,19 @@ impl CloudApi {
         }
     }
 
+    /// `POST .../realtime/events` (§7).
+    pub async fn realtime_events(
+        &self,
+        access_token: &str,
+        batch: &RealtimeBatch,
+    ) -> Result<RealtimeAnswer, HttpError> {
+        let request = self
+            .client
+            .post(self.url(paths::REALTIME_EVENTS))
+            .bearer_auth(access_token);
+        http::send_json(request, API_TIMEOUT, batch).await?.json()
+    }
+
     pub async fn heartbeat(
         &self,
         access_token: &str,
@@ -193,5 +206,18 @@ pub fn heartbeat_of(status: &ClientStatus) -> Heartbeat {
             })
             .collect(),
         spool: status.spool.clone(),
+        feeds: status
+            .feeds
+            .iter()
+            .map(|(feed, s)| FeedHeartbeat {
+                feed: feed.clone(),
+                state: s.state.clone(),
+                peers: s.peers.clone(),
+                events_last_minute: s.events_last_minute,
+                last_event_at: s.last_event_at.map(|t| t.to_rfc3339()),
+                parse_errors: s.parse_errors,
+                warning: s.warning.clone(),
+            })
+            .collect(),
     }
 }

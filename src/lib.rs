@@ -17,6 +17,7 @@ pub mod logging;
 pub mod malloc;
 pub mod pairing;
 pub mod protocol;
+pub mod realtime;
 pub mod report;
 #[cfg(windows)]
 mod scm;

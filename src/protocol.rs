@@ -26,6 +26,8 @@ pub mod paths {
     pub const ASSIGNMENT: &str = "/api/cloud-link/v1/assignment";
     pub const UPLOADS: &str = "/api/cloud-link/v1/uploads";
     pub const HEARTBEAT: &str = "/api/cloud-link/v1/heartbeat";
+    /// §7: batches of real-time agent-state changes.
+    pub const REALTIME_EVENTS: &str = "/api/cloud-link/v1/realtime/events";
 
     /// The commit's route, as a server's router writes it.
     pub const COMMIT_ROUTE: &str = "/api/cloud-link/v1/uploads/{upload_id}/commit";
@@ -181,6 +183,9 @@ pub struct Integration {
     pub csv: Option<CsvSettings>,
     #[serde(default)]
     pub database: Option<DatabaseSettings>,
+    /// §7: a real-time agent-state feed, on an integration of any kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realtime: Option<RealtimeSettings>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -378,6 +383,9 @@ pub struct Heartbeat {
     pub importers: Vec<ImporterHeartbeat>,
     #[serde(default)]
     pub spool: SpoolState,
+    /// §7: the real-time feeds; absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feeds: Vec<FeedHeartbeat>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -401,6 +409,162 @@ pub struct ImporterHeartbeat {
 pub struct SpoolState {
     pub files: u64,
     pub bytes: u64,
+}
+
+// ---------------------------------------------------------------------------
+// §7 Real-time agent-state feeds
+// ---------------------------------------------------------------------------
+
+/// The `realtime` block of an integration: where the feed comes from and
+/// how its lines read. Unknown fields are ignored (§7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealtimeSettings {
+    pub mode: FeedMode,
+    /// `listen`: the TCP port the ACD connects to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// `connect`: the ACD servers, `host:port` each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<String>,
+    pub format: FeedFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedMode {
+    /// The ACD connects to the client (Avaya's Generic RTA).
+    Listen,
+    /// The client connects to each ACD server (Interactive Intelligence CIC).
+    Connect,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedFormat {
+    pub kind: FeedFormatKind,
+    #[serde(default)]
+    pub framing: Framing,
+    #[serde(default)]
+    pub encoding: FeedEncoding,
+    /// `delimited` and `snapshot`: the field separator.
+    #[serde(default = "default_feed_delimiter")]
+    pub delimiter: String,
+    /// `delimited` and `snapshot`: what each field is, in order; names other
+    /// than `timestamp`, `agentidentifier`, `activity` and `reason` mark a
+    /// field that is skipped.
+    #[serde(default = "default_feed_fields")]
+    pub fields: Vec<String>,
+    /// chrono's `strftime` syntax; without it a timestamp is RFC 3339,
+    /// `YYYY-MM-DD HH:MM:SS[.fff]` or seconds since 1970.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_format: Option<String>,
+    /// IANA name of the zone of timestamps without an offset.
+    #[serde(default = "default_feed_time_zone")]
+    pub time_zone: String,
+    /// `snapshot`: a line starting with this text starts a full refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_marker: Option<String>,
+}
+
+fn default_feed_delimiter() -> String {
+    ";".to_owned()
+}
+
+fn default_feed_fields() -> Vec<String> {
+    ["timestamp", "agentidentifier", "activity", "reason"]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+fn default_feed_time_zone() -> String {
+    "UTC".to_owned()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FeedFormatKind {
+    Delimited,
+    JsonLines,
+    Snapshot,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Framing {
+    #[default]
+    Lf,
+    Crlf,
+    StxEtx,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FeedEncoding {
+    #[default]
+    #[serde(rename = "utf-8")]
+    Utf8,
+    #[serde(rename = "windows-1252")]
+    Windows1252,
+}
+
+/// The activity of an agent missing from a snapshot refresh.
+pub const LOGGED_OUT: &str = "logged_out";
+
+/// The feed name of the `realtime` block (one feed per integration).
+pub const REALTIME_FEED: &str = "realtime";
+
+/// At most this many events in one batch (§7).
+pub const MAX_BATCH_EVENTS: usize = 1_000;
+/// At most this many bytes of JSON in one batch (§7).
+pub const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+/// One agent-state change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealtimeEvent {
+    /// One more than the previous event of this installation and feed.
+    pub sequence: u64,
+    pub agentidentifier: String,
+    pub activity: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// RFC 3339 with the offset of the feed's time zone.
+    pub timestamp: String,
+    /// RFC 3339 UTC with milliseconds: when the client read the line.
+    pub received_at: String,
+}
+
+/// Body of `POST .../realtime/events`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealtimeBatch {
+    pub idempotency_key: String,
+    pub feed: String,
+    pub events: Vec<RealtimeEvent>,
+}
+
+/// `202 {"accepted": N}` or `200 {"status": "duplicate"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealtimeAnswer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+/// The feed's state as the heartbeat reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedHeartbeat {
+    pub feed: String,
+    /// `listening`, `connected`, `connecting`, `stopped` or `failed`.
+    pub state: String,
+    #[serde(default)]
+    pub peers: Vec<String>,
+    #[serde(default)]
+    pub events_last_minute: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_event_at: Option<String>,
+    #[serde(default)]
+    pub parse_errors: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 // ---------------------------------------------------------------------------
@@ -443,6 +607,7 @@ pub mod emulator {
     pub const IMPORTS: &str = "/_emulator/imports";
     pub const CLIENTS: &str = "/_emulator/clients";
     pub const FAULTS: &str = "/_emulator/faults";
+    pub const REALTIME: &str = "/_emulator/realtime";
     /// The page where a person types the PIN.
     pub const INTEGRATIONS_PAGE: &str = "/account/integrations";
 
@@ -491,6 +656,18 @@ pub mod emulator {
         pub metadata: BTreeMap<String, serde_json::Value>,
         pub committed_at: DateTime<Utc>,
         /// Commits refused because this idempotency key was already committed.
+        pub duplicates: u64,
+    }
+
+    /// One accepted batch of real-time events (`GET /_emulator/realtime`).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RealtimeRecord {
+        pub integration_id: String,
+        pub idempotency_key: String,
+        pub feed: String,
+        pub stored_at: DateTime<Utc>,
+        pub events: Vec<super::RealtimeEvent>,
+        /// Posts refused as duplicates of this key.
         pub duplicates: u64,
     }
 

@@ -55,6 +55,31 @@ pub struct ClientStatus {
     pub importers: BTreeMap<String, ImporterStatus>,
     #[serde(default)]
     pub spool: SpoolState,
+    /// Real-time feeds by name (§7).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub feeds: BTreeMap<String, FeedStatus>,
+}
+
+/// One real-time feed, as `status` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedStatus {
+    /// `listening on 0.0.0.0:9669`, `connecting to 2 server(s)`, `failed: …`.
+    pub state: String,
+    /// Connected peers (`address:port`).
+    #[serde(default)]
+    pub peers: Vec<String>,
+    pub events_last_minute: u64,
+    pub events_total: u64,
+    pub last_event_at: Option<DateTime<Utc>>,
+    pub parse_errors: u64,
+    /// Events committed to the journal but not yet accepted by the cloud.
+    pub undelivered: u64,
+    /// The last sequence the cloud accepted.
+    pub delivered_sequence: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -997,6 +997,7 @@ mod tests {
             id: String::new(),
             name: name.into(),
             kind: IntegrationKind::Csv,
+            realtime: None,
             csv: Some(CsvSettings::default()),
             database: None,
         }

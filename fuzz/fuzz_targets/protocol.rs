@@ -124,6 +124,7 @@ fn use_assignment(integration: &Integration, now: DateTime<Utc>) {
         id: "int_1".into(),
         name: "Avaya CMS".into(),
         kind: IntegrationKind::Csv,
+        realtime: None,
         csv: None,
         database: None,
     };

@@ -318,6 +318,7 @@ fn run(args: &Args, work: &Path) -> Result<Summary, String> {
         id: String::new(),
         name: "Soak CSV files".into(),
         kind: IntegrationKind::Csv,
+        realtime: None,
         csv: Some(CsvSettings::default()),
         database: None,
     })?;
@@ -325,6 +326,7 @@ fn run(args: &Args, work: &Path) -> Result<Summary, String> {
         id: String::new(),
         name: "Soak agent status".into(),
         kind: IntegrationKind::Database,
+        realtime: None,
         csv: None,
         database: Some(DatabaseSettings {
             connection_string: DB_CONNECTION.into(),
