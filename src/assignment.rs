@@ -39,10 +39,32 @@ pub fn summary(integration: &Integration) -> String {
             None => "a database integration without settings".to_owned(),
         },
     };
+    let feed = integration
+        .realtime
+        .as_ref()
+        .map(|rt| format!("; {}", feed_summary(rt)))
+        .unwrap_or_default();
     format!(
-        "integration {} ({}): {what}",
+        "integration {} ({}): {what}{feed}",
         integration.name, integration.id
     )
+}
+
+/// `a real-time feed (delimited) listening on port 9669`.
+fn feed_summary(rt: &crate::protocol::RealtimeSettings) -> String {
+    let format = serde_json::to_value(rt.format.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    match rt.mode {
+        crate::protocol::FeedMode::Listen => format!(
+            "a real-time feed ({format}) listening on port {}",
+            rt.port.map_or("(none set)".to_owned(), |p| p.to_string())
+        ),
+        crate::protocol::FeedMode::Connect => {
+            format!("a real-time feed ({format}) from {}", rt.servers.join(", "))
+        }
+    }
 }
 
 /// What changed between two assignments, one phrase per change, never
@@ -94,6 +116,14 @@ pub fn changes(old: &Integration, new: &Integration) -> Vec<String> {
         (None, Some(_)) => out.push("database settings added".to_owned()),
         (Some(_), None) => out.push("database settings removed".to_owned()),
         (None, None) => {}
+    }
+    match (&old.realtime, &new.realtime) {
+        (Some(a), Some(b)) if a != b => {
+            out.push(format!("{} → {}", feed_summary(a), feed_summary(b)))
+        }
+        (None, Some(b)) => out.push(format!("{} added", feed_summary(b))),
+        (Some(a), None) => out.push(format!("{} removed", feed_summary(a))),
+        _ => {}
     }
     out
 }

@@ -12,8 +12,8 @@ use awc::http::{header, StatusCode};
 use crate::http::{self, HttpClientFactory, HttpError};
 use crate::protocol::{
     paths, AssignmentResponse, ClientState, DeviceAuthorizationRequest,
-    DeviceAuthorizationResponse, FeedHeartbeat, Heartbeat, ImporterHeartbeat, RealtimeAnswer, RealtimeBatch, TokenErrorCode, TokenRequest,
-    TokenResponse,
+    DeviceAuthorizationResponse, FeedHeartbeat, Heartbeat, ImporterHeartbeat, RealtimeAnswer,
+    RealtimeBatch, TokenErrorCode, TokenRequest, TokenResponse,
 };
 use crate::status::ClientStatus;
 

@@ -11,7 +11,10 @@ use std::sync::Arc;
 use actix::Actor;
 use tracing::{error, info};
 
-use crate::actors::config::{AssignmentListener, ConfigActor, ConfigSettings, PairingNews};
+use crate::actors::config::{
+    AssignmentListener, AssignmentNews as FeedAssignmentNews, ConfigActor, ConfigSettings,
+    PairingNews,
+};
 use crate::actors::control::ControlActor;
 use crate::actors::db_poll::{self, DbAssignmentNews, DbDelivered, DbPollActor, DbPollSettings};
 use crate::actors::folder_watch::{
@@ -19,6 +22,7 @@ use crate::actors::folder_watch::{
 };
 use crate::actors::log_rotator::LogRotatorActor;
 use crate::actors::pairing::{PairingActor, PairingListener, PairingSettings};
+use crate::actors::realtime_feed::{RealtimeFeedActor, RealtimeFeedSettings};
 use crate::actors::slot::Slot;
 use crate::actors::supervisor::{install_panic_hook, ChildSpec, Supervisor};
 use crate::actors::uploader::{DeliveryListener, UploaderActor, UploaderSettings};
@@ -160,13 +164,18 @@ fn children(
     let uploader_slot: Slot<UploaderActor> = Slot::empty();
     let folder_watch_slot: Slot<FolderWatchActor> = Slot::empty();
     let db_poll_slot: Slot<DbPollActor> = Slot::empty();
+    let realtime_slot: Slot<RealtimeFeedActor> = Slot::empty();
 
     // Importers learn the assignment from ConfigActor, and their deliveries
     // from the uploader, through their slots (they may be restarted).
     let assignment_listener: AssignmentListener = {
         let folder_watch = folder_watch_slot.clone();
         let db_poll = db_poll_slot.clone();
+        let realtime = realtime_slot.clone();
         Arc::new(move |integration| {
+            if let Some(feed) = realtime.get() {
+                feed.do_send(FeedAssignmentNews(integration.cloned()));
+            }
             if let Some(importer) = folder_watch.get() {
                 importer.do_send(AssignmentNews(integration.cloned()));
             }
@@ -292,7 +301,7 @@ fn children(
             Arc::clone(config),
             spool,
             uploader_slot,
-            config_slot_for_importers,
+            config_slot_for_importers.clone(),
             board.clone(),
             state.clone(),
         );
@@ -301,6 +310,28 @@ fn children(
                 config: Arc::clone(&config),
                 spool: spool.clone(),
                 uploader: uploader.clone(),
+                assignment: assignment.clone(),
+                board: board.clone(),
+                state: state.clone(),
+            })
+        }
+    });
+
+    let realtime_feed = ChildSpec::with_slot("real-time feed", realtime_slot, {
+        let (config, http, pairing, assignment, board, state) = (
+            Arc::clone(config),
+            http.clone(),
+            pairing_slot.clone(),
+            config_slot_for_importers.clone(),
+            board.clone(),
+            state.clone(),
+        );
+        move || {
+            RealtimeFeedActor::new(RealtimeFeedSettings {
+                cloud_url: config.cloud.url.clone(),
+                config: Arc::clone(&config),
+                http: http.clone(),
+                pairing: pairing.clone(),
                 assignment: assignment.clone(),
                 board: board.clone(),
                 state: state.clone(),
@@ -319,6 +350,7 @@ fn children(
         uploader,
         csv_importer,
         database_importer,
+        realtime_feed,
         control,
     ]
 }

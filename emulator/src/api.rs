@@ -6,11 +6,13 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use chrono::Utc;
-use injixo_cloud_link::protocol::{AssignmentResponse, Heartbeat};
+use injixo_cloud_link::protocol::{
+    AssignmentResponse, Heartbeat, RealtimeAnswer, RealtimeBatch, MAX_BATCH_BYTES,
+};
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::state::{AuthError, Principal};
+use crate::state::{AuthError, Principal, RealtimeOutcome};
 
 /// The integration and client an access token stands for.
 pub struct Authenticated(pub Principal);
@@ -77,4 +79,46 @@ pub async fn heartbeat(
 ) -> HttpResponse {
     app.update(|s| s.record_heartbeat(&principal, body.into_inner(), Utc::now()));
     HttpResponse::NoContent().finish()
+}
+
+/// `POST .../realtime/events` (§7): 202 with the count, 200 "duplicate" for
+/// a key already stored, 413 over 256 KiB, 422 for a batch the cloud would
+/// not take.
+pub async fn realtime_events(
+    app: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    if body.len() > MAX_BATCH_BYTES {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!(
+                "a batch is at most {MAX_BATCH_BYTES} bytes, this one {}",
+                body.len()
+            ),
+        ));
+    }
+    let batch: RealtimeBatch = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("not a batch of events: {e}"),
+        )
+    })?;
+    match app.update(|s| s.store_realtime(&principal, batch, Utc::now())) {
+        Ok(RealtimeOutcome::Accepted(n)) => Ok(HttpResponse::Accepted().json(RealtimeAnswer {
+            accepted: Some(n as u64),
+            status: None,
+        })),
+        Ok(RealtimeOutcome::Duplicate) => Ok(HttpResponse::Ok().json(RealtimeAnswer {
+            accepted: None,
+            status: Some("duplicate".to_owned()),
+        })),
+        Err(problem) => Err(ApiError::new(
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_batch",
+            problem,
+        )),
+    }
 }

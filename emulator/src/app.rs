@@ -129,7 +129,7 @@ pub fn base_url(req: &HttpRequest) -> String {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    use injixo_cloud_link::protocol::paths;
+    use injixo_cloud_link::protocol::{paths, MAX_BATCH_BYTES};
     cfg.app_data(
         web::FormConfig::default()
             .error_handler(|e, _| ApiError::bad_request(e.to_string()).into()),
@@ -153,6 +153,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route(paths::TOKEN, web::post().to(oauth::token))
     .route(paths::ASSIGNMENT, web::get().to(api::assignment))
     .route(paths::HEARTBEAT, web::post().to(api::heartbeat))
+    .service(
+        web::resource(paths::REALTIME_EVENTS)
+            // A batch is at most 256 KiB (§7); the handler says so with 413.
+            .app_data(web::PayloadConfig::new(MAX_BATCH_BYTES + 1))
+            .route(web::post().to(api::realtime_events)),
+    )
     .route(paths::UPLOADS, web::post().to(uploads::create))
     .route(paths::COMMIT_ROUTE, web::post().to(uploads::commit))
     .route(

@@ -29,6 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/integrations/{id}", web::delete().to(delete_integration))
             .route("/connect", web::post().to(connect))
             .route("/imports", web::get().to(list_imports))
+            .route("/realtime", web::get().to(list_realtime))
             .route(
                 "/imports/{import_id}/content",
                 web::get().to(import_content),
@@ -136,6 +137,10 @@ struct ImportFilter {
 
 async fn list_imports(app: web::Data<AppState>, filter: web::Query<ImportFilter>) -> HttpResponse {
     HttpResponse::Ok().json(app.read(|s| s.imports(filter.integration_id.as_deref())))
+}
+
+async fn list_realtime(app: web::Data<AppState>, filter: web::Query<ImportFilter>) -> HttpResponse {
+    HttpResponse::Ok().json(app.read(|s| s.realtime(filter.integration_id.as_deref())))
 }
 
 async fn import_content(

@@ -8,7 +8,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use injixo_cloud_link::protocol::emulator::{ClientRecord, ImportRecord, INTEGRATIONS_PAGE};
-use injixo_cloud_link::protocol::{Integration, IntegrationKind};
+use injixo_cloud_link::protocol::{Integration, IntegrationKind, RealtimeEvent};
 use serde::Deserialize;
 
 use crate::app::AppState;
@@ -16,6 +16,9 @@ use crate::error::ApiError;
 use crate::state::mask_pin;
 
 pub const PAGE_PATH: &str = INTEGRATIONS_PAGE;
+/// How many of a feed's latest events the page shows.
+const LATEST_EVENTS: usize = 10;
+
 /// How many of an integration's imports the page shows.
 const LATEST_IMPORTS: usize = 10;
 
@@ -151,12 +154,13 @@ fn render(
     notice: Option<&Notice>,
     typed_pin: Option<&str>,
 ) -> HttpResponse {
-    let (integrations, clients, imports) = app.read(|s| {
-        (
-            s.integrations().cloned().collect::<Vec<_>>(),
-            s.clients(),
-            s.imports(None),
-        )
+    let (integrations, clients, imports, feeds) = app.read(|s| {
+        let integrations = s.integrations().cloned().collect::<Vec<_>>();
+        let feeds: Vec<Vec<RealtimeEvent>> = integrations
+            .iter()
+            .map(|i| s.latest_realtime_events(&i.id, LATEST_EVENTS))
+            .collect();
+        (integrations, s.clients(), s.imports(None), feeds)
     });
     let now = Utc::now();
     let mut html = String::new();
@@ -175,7 +179,7 @@ fn render(
              http://HOST:PORT/_emulator/integrations</code></p></section>",
         );
     }
-    for integration in &integrations {
+    for (integration, events) in integrations.iter().zip(&feeds) {
         let notice = notice.filter(|n| n.integration_id == integration.id);
         let client = clients.iter().find(|c| c.integration_id == integration.id);
         let mut latest: Vec<&ImportRecord> = imports
@@ -186,6 +190,10 @@ fn render(
         latest.truncate(LATEST_IMPORTS);
         let pin = notice.filter(|n| n.is_error).and(typed_pin).unwrap_or("");
         render_integration(&mut html, integration, notice, pin, client, &latest, now);
+        if integration.realtime.is_some() || !events.is_empty() {
+            render_feed(&mut html, &integration.id, client, events);
+        }
+        html.push_str("</section>");
     }
     html.push_str("</main></body></html>");
     HttpResponse::build(status)
@@ -264,7 +272,6 @@ fn render_integration(
     html.push_str("<h3>Latest imports</h3>");
     if imports.is_empty() {
         html.push_str("<p class=\"none\">No imports yet.</p>");
-        html.push_str("</section>");
         return;
     }
     let _ = write!(
@@ -293,7 +300,57 @@ fn render_integration(
             import.duplicates,
         );
     }
-    html.push_str("</table></section>");
+    html.push_str("</table>");
+}
+
+/// The real-time feed: connected or not (from the client's heartbeat), and
+/// its latest events.
+fn render_feed(
+    html: &mut String,
+    integration_id: &str,
+    client: Option<&ClientRecord>,
+    events: &[RealtimeEvent],
+) {
+    let id = escape(integration_id);
+    let feed = client
+        .and_then(|c| c.heartbeat.as_ref())
+        .and_then(|h| h.feeds.first());
+    let state = match feed {
+        None => "no report from the client yet".to_owned(),
+        Some(f) if f.peers.is_empty() => format!("{}; nothing connected", f.state),
+        Some(f) => format!(
+            "{}; connected: {}; {} event(s) in the last minute",
+            f.state,
+            f.peers.join(", "),
+            f.events_last_minute
+        ),
+    };
+    let _ = write!(
+        html,
+        "<h3>Real-time feed</h3><p id=\"feed-{id}\">{}</p>",
+        escape(&state)
+    );
+    if events.is_empty() {
+        html.push_str("<p class=\"none\">No events yet.</p>");
+        return;
+    }
+    let _ = write!(
+        html,
+        "<table id=\"events-{id}\"><tr><th class=\"num\">Sequence</th><th>Agent</th>\
+         <th>Activity</th><th>Reason</th><th>Since</th></tr>"
+    );
+    for event in events {
+        let _ = write!(
+            html,
+            "<tr><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            event.sequence,
+            escape(&event.agentidentifier),
+            escape(&event.activity),
+            escape(event.reason.as_deref().unwrap_or("")),
+            escape(&event.timestamp),
+        );
+    }
+    html.push_str("</table>");
 }
 
 /// `2025-01-01 12:00:00 UTC (3 min ago)`

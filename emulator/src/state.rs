@@ -8,10 +8,12 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, Utc};
-use injixo_cloud_link::protocol::emulator::{ClientRecord, ConnectResponse, ImportRecord};
+use injixo_cloud_link::protocol::emulator::{
+    ClientRecord, ConnectResponse, ImportRecord, RealtimeRecord,
+};
 use injixo_cloud_link::protocol::{
-    CreateUploadRequest, DatabaseSettings, Heartbeat, Integration, IntegrationKind, TokenErrorCode,
-    SLOW_DOWN_STEP_SECS,
+    CreateUploadRequest, DatabaseSettings, Heartbeat, Integration, IntegrationKind, RealtimeBatch,
+    RealtimeEvent, TokenErrorCode, MAX_BATCH_EVENTS, SLOW_DOWN_STEP_SECS,
 };
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -345,6 +347,25 @@ pub struct State {
     url_signing_key: String,
     #[serde(skip)]
     pin_guard: PinGuard,
+    /// Real-time batches (§7). Kept in memory only, even with `--data-dir`:
+    /// rewriting the state file for every batch of a feed would be the
+    /// emulator's bottleneck, and no test restarts the emulator mid-feed.
+    #[serde(skip)]
+    realtime: RealtimeStore,
+}
+
+#[derive(Debug, Default)]
+struct RealtimeStore {
+    records: Vec<RealtimeRecord>,
+    /// (integration, key) → index in `records`.
+    by_key: HashMap<(String, String), usize>,
+}
+
+/// What `POST .../realtime/events` did with a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RealtimeOutcome {
+    Accepted(usize),
+    Duplicate,
 }
 
 impl Default for State {
@@ -360,6 +381,7 @@ impl Default for State {
             imports: Vec::new(),
             url_signing_key: random_token(),
             pin_guard: PinGuard::default(),
+            realtime: RealtimeStore::default(),
         }
     }
 }
@@ -889,6 +911,98 @@ impl State {
             .iter()
             .filter(|i| integration_id.is_none_or(|id| i.record.integration_id == id))
             .map(|i| i.record.clone())
+            .collect()
+    }
+
+    // ---------------------------------------------------------------- real-time (§7)
+
+    /// Stores a batch once per idempotency key, checking it as the cloud
+    /// would: events in sequence order, each with an agent, an activity and
+    /// an RFC 3339 timestamp with offset.
+    pub fn store_realtime(
+        &mut self,
+        principal: &Principal,
+        batch: RealtimeBatch,
+        now: DateTime<Utc>,
+    ) -> Result<RealtimeOutcome, String> {
+        let key = (
+            principal.integration_id.clone(),
+            batch.idempotency_key.clone(),
+        );
+        if let Some(&index) = self.realtime.by_key.get(&key) {
+            self.realtime.records[index].duplicates += 1;
+            return Ok(RealtimeOutcome::Duplicate);
+        }
+        if batch.idempotency_key.trim().is_empty() {
+            return Err("idempotency_key must not be empty".into());
+        }
+        if batch.events.is_empty() || batch.events.len() > MAX_BATCH_EVENTS {
+            return Err(format!(
+                "a batch holds 1 to {MAX_BATCH_EVENTS} events, this one {}",
+                batch.events.len()
+            ));
+        }
+        for pair in batch.events.windows(2) {
+            if pair[1].sequence <= pair[0].sequence {
+                return Err(format!(
+                    "sequence {} follows {}: events must be in sequence order",
+                    pair[1].sequence, pair[0].sequence
+                ));
+            }
+        }
+        for event in &batch.events {
+            if event.agentidentifier.trim().is_empty() || event.activity.trim().is_empty() {
+                return Err(format!(
+                    "event {} has no agentidentifier or activity",
+                    event.sequence
+                ));
+            }
+            for (name, value) in [
+                ("timestamp", &event.timestamp),
+                ("received_at", &event.received_at),
+            ] {
+                if DateTime::parse_from_rfc3339(value).is_err() {
+                    return Err(format!(
+                        "event {}: {name} {value:?} is not RFC 3339",
+                        event.sequence
+                    ));
+                }
+            }
+        }
+        let accepted = batch.events.len();
+        self.realtime
+            .by_key
+            .insert(key, self.realtime.records.len());
+        self.realtime.records.push(RealtimeRecord {
+            integration_id: principal.integration_id.clone(),
+            idempotency_key: batch.idempotency_key,
+            feed: batch.feed,
+            stored_at: now,
+            events: batch.events,
+            duplicates: 0,
+        });
+        Ok(RealtimeOutcome::Accepted(accepted))
+    }
+
+    pub fn realtime(&self, integration_id: Option<&str>) -> Vec<RealtimeRecord> {
+        self.realtime
+            .records
+            .iter()
+            .filter(|r| integration_id.is_none_or(|id| r.integration_id == id))
+            .cloned()
+            .collect()
+    }
+
+    /// The last `n` events of an integration, newest first (for the page).
+    pub fn latest_realtime_events(&self, integration_id: &str, n: usize) -> Vec<RealtimeEvent> {
+        self.realtime
+            .records
+            .iter()
+            .rev()
+            .filter(|r| r.integration_id == integration_id)
+            .flat_map(|r| r.events.iter().rev())
+            .take(n)
+            .cloned()
             .collect()
     }
 

@@ -208,6 +208,12 @@ impl Handler<GetAssignment> for ConfigActor {
     }
 }
 
+/// The current assignment, as ConfigActor's listener hands it to the
+/// importers and feeds.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct AssignmentNews(pub Option<Integration>);
+
 /// PairingActor's news, forwarded by the daemon's wiring.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]

@@ -7,6 +7,7 @@ pub mod db_poll;
 pub mod folder_watch;
 pub mod log_rotator;
 pub mod pairing;
+pub mod realtime_feed;
 pub mod slot;
 pub mod supervisor;
 pub mod uploader;

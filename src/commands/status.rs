@@ -195,6 +195,37 @@ fn render(report: &Report) -> String {
         }
         line("importer", text);
     }
+    for (name, feed) in &s.feeds {
+        let mut text = format!("{name}: {}", feed.state);
+        if feed.peers.is_empty() {
+            text.push_str(", nothing connected");
+        } else {
+            text.push_str(&format!(", connected: {}", feed.peers.join(", ")));
+        }
+        text.push_str(&format!(
+            ", {} event(s) in the last minute, {} in all",
+            feed.events_last_minute, feed.events_total
+        ));
+        if let Some(t) = feed.last_event_at {
+            text.push_str(&format!(
+                ", last {}",
+                t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S")
+            ));
+        }
+        if feed.parse_errors > 0 {
+            text.push_str(&format!(", {} line(s) skipped", feed.parse_errors));
+        }
+        if feed.undelivered > 0 {
+            text.push_str(&format!(", {} waiting for the cloud", feed.undelivered));
+        }
+        if let Some(w) = &feed.warning {
+            text.push_str(&format!(", warning: {w}"));
+        }
+        if let Some(e) = &feed.last_error {
+            text.push_str(&format!(", last error: {e}"));
+        }
+        line("feed", text);
+    }
     line(
         "spool:",
         format!("{} files, {} bytes", s.spool.files, s.spool.bytes),

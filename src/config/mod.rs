@@ -31,6 +31,8 @@ pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 10 * GIB;
 pub const DEFAULT_CSV_MAX_BYTES: u64 = 10 * GIB;
 pub const DEFAULT_SETTLE_SECONDS: u64 = 2;
 const MAX_SETTLE_SECONDS: i64 = 3600;
+/// A connected feed silent this long gets a warning (issue 13's default).
+pub const DEFAULT_SILENCE_MINUTES: u64 = 10;
 
 /// Every section and key the file may hold. An unknown one is an error, so a
 /// typo never silently falls back to a default.
@@ -41,6 +43,10 @@ const SCHEMA: &[(&str, &[&str])] = &[
     ("spool", &["maxBytes"]),
     ("csv", &["poll", "settleSeconds", "maxBytes", "afterImport"]),
     ("database", &["connectionString", "uid", "password"]),
+    (
+        "realtime",
+        &["listenAddress", "allowFrom", "silenceMinutes"],
+    ),
 ];
 
 /// The effective configuration of one instance.
@@ -58,7 +64,30 @@ pub struct Config {
     pub spool: SpoolSettings,
     pub csv: CsvImportSettings,
     pub database: DatabaseOverride,
+    pub realtime: RealtimeLocalSettings,
     origins: BTreeMap<&'static str, Origin>,
+}
+
+/// `[realtime]`: what stays on-premise of a real-time feed (the cloud's
+/// `realtime` block says the port and the format).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealtimeLocalSettings {
+    /// The address a listening feed binds; all interfaces by default.
+    pub listen_address: std::net::IpAddr,
+    /// Addresses and CIDR ranges allowed to connect; empty: all.
+    pub allow_from: Vec<String>,
+    /// A connected feed silent this long is warned about.
+    pub silence_minutes: u64,
+}
+
+impl Default for RealtimeLocalSettings {
+    fn default() -> Self {
+        RealtimeLocalSettings {
+            listen_address: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            allow_from: Vec::new(),
+            silence_minutes: DEFAULT_SILENCE_MINUTES,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,6 +316,41 @@ impl Config {
                 .map(|(s, _)| s),
         };
 
+        let realtime = reader.section(&document, "realtime");
+        let listen_address = reader
+            .string(realtime, "realtime", "listenAddress")
+            .and_then(|(text, span)| match text.trim().parse::<std::net::IpAddr>() {
+                Ok(address) => Some(address),
+                Err(_) => {
+                    reader.report(
+                        format!("`listenAddress` in [realtime] must be an IP address of this server, but it is {text:?}"),
+                        span,
+                        Some("e.g. \"10.1.2.3\", or \"0.0.0.0\" for every interface (the default)".to_owned()),
+                    );
+                    None
+                }
+            })
+            .unwrap_or(RealtimeLocalSettings::default().listen_address);
+        let allow_from = reader
+            .string_list(realtime, "realtime", "allowFrom")
+            .and_then(|(entries, span)| {
+                match crate::realtime::allow::AllowList::parse(&entries) {
+                    Ok(_) => Some(entries),
+                    Err(e) => {
+                        reader.report(
+                            format!("`allowFrom` in [realtime]: {e}"),
+                            span,
+                            Some("list addresses and ranges in quotes: allowFrom = [\"10.1.2.3\", \"10.2.0.0/16\"]".to_owned()),
+                        );
+                        None
+                    }
+                }
+            })
+            .unwrap_or_default();
+        let silence_minutes = reader
+            .integer(realtime, "realtime", "silenceMinutes", 1..=10_080)
+            .map_or(DEFAULT_SILENCE_MINUTES, |m| m as u64);
+
         if !reader.problems.is_empty() {
             return Err(reader.into_error());
         }
@@ -311,6 +375,11 @@ impl Config {
                 after_import,
             },
             database,
+            realtime: RealtimeLocalSettings {
+                listen_address,
+                allow_from,
+                silence_minutes,
+            },
             origins: reader.origins,
         })
     }
@@ -442,6 +511,36 @@ impl Config {
         if self.database.password.is_some() {
             let _ = writeln!(out, "password = \"***\"  {}", origin("database.password"));
         }
+        let _ = writeln!(out, "\n[realtime]");
+        let _ = writeln!(
+            out,
+            "listenAddress = {}  {}",
+            toml_string(&self.realtime.listen_address.to_string()),
+            origin("realtime.listenAddress")
+        );
+        let allow: Vec<String> = self
+            .realtime
+            .allow_from
+            .iter()
+            .map(|a| toml_string(a))
+            .collect();
+        let _ = writeln!(
+            out,
+            "allowFrom = [{}]  {}{}",
+            allow.join(", "),
+            origin("realtime.allowFrom"),
+            if allow.is_empty() {
+                ": any address may connect"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(
+            out,
+            "silenceMinutes = {}  {}",
+            self.realtime.silence_minutes,
+            origin("realtime.silenceMinutes")
+        );
         out
     }
 
@@ -672,6 +771,36 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A list of texts (`["a", "b"]`); a single text counts as a list of one.
+    fn string_list(
+        &mut self,
+        table: Option<&Table<'_>>,
+        section: &'static str,
+        key: &'static str,
+    ) -> Option<(Vec<String>, Range<usize>)> {
+        let value = self.value(table, section, key)?;
+        let expected = "a list of texts in quotes, such as [\"10.1.2.3\"]";
+        let items = match value.get_ref() {
+            DeValue::String(s) => return Some((vec![s.as_ref().to_owned()], value.span())),
+            DeValue::Array(items) => items,
+            _ => {
+                self.wrong_type(section, key, expected, value);
+                return None;
+            }
+        };
+        let mut out = Vec::new();
+        for item in items.iter() {
+            match item.get_ref() {
+                DeValue::String(s) => out.push(s.as_ref().to_owned()),
+                _ => {
+                    self.wrong_type(section, key, expected, item);
+                    return None;
+                }
+            }
+        }
+        Some((out, value.span()))
+    }
+
     fn boolean(
         &mut self,
         table: Option<&Table<'_>>,
@@ -860,6 +989,9 @@ const SCHEMA_KEYS: &[(&str, &str, &str)] = &[
     ("database", "connectionString", "database.connectionString"),
     ("database", "uid", "database.uid"),
     ("database", "password", "database.password"),
+    ("realtime", "listenAddress", "realtime.listenAddress"),
+    ("realtime", "allowFrom", "realtime.allowFrom"),
+    ("realtime", "silenceMinutes", "realtime.silenceMinutes"),
 ];
 
 /// "10 GiB", "500MB", "1.5 GB", "1048576" → bytes.
@@ -1270,6 +1402,26 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn realtime_settings_are_read_and_checked() {
+        let config = parse(
+            "[realtime]\nlistenAddress = \"10.1.2.3\"\nallowFrom = [\"10.1.2.0/24\", \"fd00::1\"]\nsilenceMinutes = 3\n",
+        )
+        .unwrap();
+        assert_eq!(config.realtime.listen_address.to_string(), "10.1.2.3");
+        assert_eq!(config.realtime.allow_from, ["10.1.2.0/24", "fd00::1"]);
+        assert_eq!(config.realtime.silence_minutes, 3);
+        assert!(config.describe().contains("allowFrom = [\"10.1.2.0/24\", \"fd00::1\"]  # from the file"));
+        let defaults = parse("").unwrap();
+        assert_eq!(defaults.realtime, RealtimeLocalSettings::default());
+        let problem = only_problem("[realtime]\nallowFrom = [\"10.1.2.0/33\"]\n");
+        assert!(problem.message.contains("\"10.1.2.0/33\" is neither"), "{}", problem.message);
+        let problem = only_problem("[realtime]\nlistenAddress = \"all\"\n");
+        assert!(problem.message.contains("must be an IP address"), "{}", problem.message);
+        let problem = only_problem("[realtime]\nallowFrom = [1]\n");
+        assert!(problem.message.contains("a list of texts"), "{}", problem.message);
     }
 
     #[test]

@@ -63,7 +63,10 @@ mod tests {
         assert!(list.allows(ip("192.168.77.1")));
         assert!(list.allows(ip("fd12::1")));
         assert!(!list.allows(ip("::1")));
-        assert!(list.allows(ip("::ffff:10.1.2.3")), "v4-mapped is matched as v4");
+        assert!(
+            list.allows(ip("::ffff:10.1.2.3")),
+            "v4-mapped is matched as v4"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub enum Verdict {
     Rejected { reason: String },
 }
 
-pub fn verdict(answer: Result<RealtimeAnswer, &HttpError>) -> Verdict {
+pub fn verdict(answer: Result<&RealtimeAnswer, &HttpError>) -> Verdict {
     match answer {
         Ok(answer) => Verdict::Delivered {
             duplicate: answer.status.as_deref() == Some("duplicate"),
@@ -53,18 +53,30 @@ mod tests {
             accepted: Some(3),
             status: None,
         };
-        assert_eq!(verdict(Ok(accepted)), Verdict::Delivered { duplicate: false });
+        assert_eq!(
+            verdict(Ok(&accepted)),
+            Verdict::Delivered { duplicate: false }
+        );
         let duplicate = RealtimeAnswer {
             accepted: None,
             status: Some("duplicate".into()),
         };
-        assert_eq!(verdict(Ok(duplicate)), Verdict::Delivered { duplicate: true });
+        assert_eq!(
+            verdict(Ok(&duplicate)),
+            Verdict::Delivered { duplicate: true }
+        );
         assert_eq!(verdict(Err(&status(401))), Verdict::Unauthorized);
         for code in [408, 429, 500, 502, 503] {
-            assert!(matches!(verdict(Err(&status(code))), Verdict::Retry { .. }), "{code}");
+            assert!(
+                matches!(verdict(Err(&status(code))), Verdict::Retry { .. }),
+                "{code}"
+            );
         }
         for code in [400, 404, 413, 422] {
-            assert!(matches!(verdict(Err(&status(code))), Verdict::Rejected { .. }), "{code}");
+            assert!(
+                matches!(verdict(Err(&status(code))), Verdict::Rejected { .. }),
+                "{code}"
+            );
         }
     }
 }

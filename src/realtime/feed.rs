@@ -53,6 +53,10 @@ pub struct FeedTally {
     pub last_sign: Instant,
     pub problems: Problems,
     pub committed: u64,
+    /// The last sequence the cloud accepted.
+    pub delivered: u64,
+    /// Why the last delivery attempt failed, while it does.
+    pub last_error: Option<String>,
     started: Instant,
 }
 
@@ -67,6 +71,8 @@ impl Default for FeedTally {
             last_sign: Instant::now(),
             problems: Problems::default(),
             committed: 0,
+            delivered: 0,
+            last_error: None,
             started: Instant::now(),
         }
     }
@@ -94,7 +100,11 @@ pub struct FeedContext {
 
 /// Reads one peer until it closes or fails; the reason is returned for the
 /// caller's log line.
-pub async fn read_peer<S: AsyncRead + Unpin>(mut stream: S, peer: &str, ctx: &FeedContext) -> String {
+pub async fn read_peer<S: AsyncRead + Unpin>(
+    mut stream: S,
+    peer: &str,
+    ctx: &FeedContext,
+) -> String {
     let mut framer = Framer::new(ctx.parser_framing());
     let mut snapshot = SnapshotDiffer::new();
     let mut buffer = vec![0u8; 16 * 1024];
@@ -151,7 +161,9 @@ impl FeedContext {
                     .fixed_offset(),
             ),
             Ok(Line::State(state)) => match self.parser.kind() {
-                crate::protocol::FeedFormatKind::Snapshot => snapshot.line(state).into_iter().collect(),
+                crate::protocol::FeedFormatKind::Snapshot => {
+                    snapshot.line(state).into_iter().collect()
+                }
                 _ => vec![state],
             },
             Err(problem) => {
@@ -172,7 +184,12 @@ impl FeedContext {
                     *shown,
                 );
             }
-            if self.events.send(new_event(state, received_at)).await.is_err() {
+            if self
+                .events
+                .send(new_event(state, received_at))
+                .await
+                .is_err()
+            {
                 return false;
             }
             let mut tally = self.shared.lock();
@@ -199,7 +216,9 @@ fn new_event(state: AgentState, received_at: DateTime<Utc>) -> NewEvent {
         agentidentifier: state.agent,
         activity: state.activity,
         reason: state.reason,
-        timestamp: state.timestamp.to_rfc3339_opts(SecondsFormat::AutoSi, false),
+        timestamp: state
+            .timestamp
+            .to_rfc3339_opts(SecondsFormat::AutoSi, false),
         received_at: received_at.to_rfc3339_opts(SecondsFormat::Millis, true),
     }
 }
@@ -260,7 +279,8 @@ pub async fn connect(server: String, ctx: Arc<FeedContext>) {
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     let mut failures = FailureLog::default();
     loop {
-        let attempt = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(server.as_str())).await;
+        let attempt =
+            tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(server.as_str())).await;
         let stream = match attempt {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {
@@ -268,7 +288,13 @@ pub async fn connect(server: String, ctx: Arc<FeedContext>) {
                 continue;
             }
             Err(_) => {
-                retry(&server, "no answer within 10 s", &mut failures, &mut backoff).await;
+                retry(
+                    &server,
+                    "no answer within 10 s",
+                    &mut failures,
+                    &mut backoff,
+                )
+                .await;
                 continue;
             }
         };
@@ -289,7 +315,9 @@ pub async fn connect(server: String, ctx: Arc<FeedContext>) {
         if connected_at.elapsed() > Duration::from_secs(60) {
             backoff.reset();
         }
-        let delay = backoff.fail_with_jitter(rand::random::<f64>()).max(Duration::from_millis(200));
+        let delay = backoff
+            .fail_with_jitter(rand::random::<f64>())
+            .max(Duration::from_millis(200));
         info!(
             "real-time feed: {server} dropped ({why}); connecting again in {:.1} s",
             delay.as_secs_f64()
@@ -299,7 +327,9 @@ pub async fn connect(server: String, ctx: Arc<FeedContext>) {
 }
 
 async fn retry(server: &str, why: &str, failures: &mut FailureLog, backoff: &mut Backoff) {
-    let delay = backoff.fail_with_jitter(rand::random::<f64>()).max(Duration::from_millis(200));
+    let delay = backoff
+        .fail_with_jitter(rand::random::<f64>())
+        .max(Duration::from_millis(200));
     if failures.failed(why) {
         warn!(
             "real-time feed: cannot connect to {server} ({why}); trying again with growing pauses (up to 1 min), logged again only when something changes"

@@ -152,10 +152,7 @@ mod tests {
     #[test]
     fn stx_etx_frames_ignore_noise_between_frames() {
         let mut framer = Framer::new(Framing::StxEtx);
-        assert_eq!(
-            lines(framer.push(b"\0\0\x02a;1\x03\r\n\x02b;")),
-            ["a;1"]
-        );
+        assert_eq!(lines(framer.push(b"\0\0\x02a;1\x03\r\n\x02b;")), ["a;1"]);
         assert_eq!(lines(framer.push(b"2\x03")), ["b;2"]);
         // A line break inside a frame belongs to it.
         assert_eq!(lines(framer.push(b"\x02c\nd\x03")), ["c\nd"]);
@@ -166,7 +163,10 @@ mod tests {
         let mut framer = Framer::with_max(Framing::Lf, 8);
         assert_eq!(lines(framer.push(b"12345")), Vec::<String>::new());
         assert_eq!(lines(framer.push(b"67890")), Vec::<String>::new());
-        assert!(framer.buffer.capacity() <= 8, "nothing kept of the long line");
+        assert!(
+            framer.buffer.capacity() <= 8,
+            "nothing kept of the long line"
+        );
         for _ in 0..1000 {
             assert!(framer.push(b"xxxxxxxxxxxxxxxx").is_empty());
             assert!(framer.buffer.is_empty());

@@ -22,6 +22,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +48,8 @@ pub enum JournalError {
     },
     #[error(transparent)]
     Cursor(#[from] StateError),
+    #[error("the real-time journal {0} is still open (its previous user is finishing)")]
+    Busy(PathBuf),
     #[error("the real-time journal {path} is damaged at byte {offset}: {detail}")]
     Damaged {
         path: PathBuf,
@@ -55,7 +58,10 @@ pub enum JournalError {
     },
 }
 
-fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> JournalError + 'a {
+fn io_error<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> JournalError + 'a {
     move |source| JournalError::Io {
         action,
         path: path.to_path_buf(),
@@ -115,9 +121,37 @@ pub struct Recovered {
     pub cursor_damaged: Option<String>,
 }
 
+/// The journals open in this process: a restarted feed must not open a
+/// second writer while the old one's last group commit is still running.
+static OPEN: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Held by both halves; the journal is free again when both are dropped.
+#[derive(Debug)]
+struct OpenGuard(PathBuf);
+
+impl OpenGuard {
+    fn take(dir: &Path) -> Result<Arc<OpenGuard>, JournalError> {
+        let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+        if open.iter().any(|d| d == dir) {
+            return Err(JournalError::Busy(dir.to_path_buf()));
+        }
+        open.push(dir.to_path_buf());
+        Ok(Arc::new(OpenGuard(dir.to_path_buf())))
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        OPEN.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|d| *d != self.0);
+    }
+}
+
 /// Opens (or creates) the journal in `dir`.
 pub fn open(dir: &Path) -> Result<(JournalWriter, JournalReader, Recovered), JournalError> {
     fs::create_dir_all(dir).map_err(io_error("create", dir))?;
+    let guard = OpenGuard::take(dir)?;
     let cursor_path = dir.join(CURSOR);
     let mut segments = list_segments(dir)?;
     let (cursor, cursor_damaged) = match load_json::<Cursor>(&cursor_path) {
@@ -143,7 +177,8 @@ pub fn open(dir: &Path) -> Result<(JournalWriter, JournalReader, Recovered), Jou
                 .write(true)
                 .open(&path)
                 .map_err(io_error("repair", &path))?;
-            file.set_len(complete_len).map_err(io_error("repair", &path))?;
+            file.set_len(complete_len)
+                .map_err(io_error("repair", &path))?;
             file.sync_all().map_err(io_error("repair", &path))?;
             torn_bytes += total_len - complete_len;
         }
@@ -161,12 +196,14 @@ pub fn open(dir: &Path) -> Result<(JournalWriter, JournalReader, Recovered), Jou
         }
     }
     let writer = JournalWriter {
+        _guard: Arc::clone(&guard),
         dir: dir.to_path_buf(),
         next_sequence: committed + 1,
         file: None,
         file_len: 0,
     };
     let mut reader = JournalReader {
+        _guard: guard,
         dir: dir.to_path_buf(),
         cursor,
         position: None,
@@ -253,6 +290,7 @@ pub struct NewEvent {
 /// The appending half; one per journal.
 #[derive(Debug)]
 pub struct JournalWriter {
+    _guard: Arc<OpenGuard>,
     dir: PathBuf,
     next_sequence: u64,
     file: Option<(PathBuf, File)>,
@@ -314,7 +352,9 @@ impl JournalWriter {
             .open(&path)
             .map_err(io_error("create", &path))?;
         // A segment left by the previous run: continue it.
-        self.file_len = file.seek(SeekFrom::End(0)).map_err(io_error("open", &path))?;
+        self.file_len = file
+            .seek(SeekFrom::End(0))
+            .map_err(io_error("open", &path))?;
         sync_dir(&self.dir).map_err(io_error("sync", &self.dir))?;
         self.file = Some((path, file));
         Ok(())
@@ -324,6 +364,7 @@ impl JournalWriter {
 /// The delivering half; one per journal.
 #[derive(Debug)]
 pub struct JournalReader {
+    _guard: Arc<OpenGuard>,
     dir: PathBuf,
     cursor: Cursor,
     /// Where the next unread line starts: segment, byte offset, sequence.
@@ -409,7 +450,12 @@ impl JournalReader {
     }
 
     /// Events `first..=last`, stopping early past `max_bytes` of lines.
-    fn read(&mut self, first: u64, last: u64, max_bytes: usize) -> Result<Vec<RealtimeEvent>, JournalError> {
+    fn read(
+        &mut self,
+        first: u64,
+        last: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<RealtimeEvent>, JournalError> {
         let (mut path, mut offset) = match &self.position {
             Some((path, offset, next)) if *next == first => (path.clone(), *offset),
             _ => match self.seek(first)? {
@@ -422,14 +468,17 @@ impl JournalReader {
         let mut next = first;
         'segments: loop {
             let mut file = BufReader::new(File::open(&path).map_err(io_error("read", &path))?);
-            file.seek(SeekFrom::Start(offset)).map_err(io_error("read", &path))?;
+            file.seek(SeekFrom::Start(offset))
+                .map_err(io_error("read", &path))?;
             let mut line = Vec::new();
             loop {
                 if next > last || bytes >= max_bytes {
                     break 'segments;
                 }
                 line.clear();
-                let n = file.read_until(b'\n', &mut line).map_err(io_error("read", &path))?;
+                let n = file
+                    .read_until(b'\n', &mut line)
+                    .map_err(io_error("read", &path))?;
                 if n == 0 || line.last() != Some(&b'\n') {
                     // The end of this segment: the next starts at `next`.
                     let following = self.dir.join(segment_name(next));
@@ -440,11 +489,12 @@ impl JournalReader {
                     }
                     break 'segments;
                 }
-                let event: RealtimeEvent = serde_json::from_slice(&line).map_err(|e| JournalError::Damaged {
-                    path: path.clone(),
-                    offset,
-                    detail: e.to_string(),
-                })?;
+                let event: RealtimeEvent =
+                    serde_json::from_slice(&line).map_err(|e| JournalError::Damaged {
+                        path: path.clone(),
+                        offset,
+                        detail: e.to_string(),
+                    })?;
                 if bytes + n > max_bytes && !events.is_empty() {
                     break 'segments;
                 }
@@ -495,7 +545,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut writer, mut reader, recovered) = open(dir.path()).unwrap();
         assert_eq!(recovered.committed, 0);
-        let committed = writer.append(&(1..=5).map(event).collect::<Vec<_>>()).unwrap();
+        let committed = writer
+            .append(&(1..=5).map(event).collect::<Vec<_>>())
+            .unwrap();
         assert_eq!(committed, 5);
         let batch = reader.next_batch(committed).unwrap().unwrap();
         assert_eq!(activities(&batch), ["A1", "A2", "A3", "A4", "A5"]);
@@ -504,7 +556,7 @@ mod tests {
         // though more events came meanwhile.
         writer.append(&[event(6)]).unwrap();
         drop((writer, reader));
-        let (mut writer, mut reader, recovered) = open(dir.path()).unwrap();
+        let (writer, mut reader, recovered) = open(dir.path()).unwrap();
         assert_eq!(recovered.undelivered, 6);
         let again = reader.next_batch(writer.committed()).unwrap().unwrap();
         assert_eq!(again, batch);
@@ -542,7 +594,9 @@ mod tests {
     fn the_reader_never_reads_past_what_was_committed() {
         let dir = tempfile::tempdir().unwrap();
         let (mut writer, mut reader, _) = open(dir.path()).unwrap();
-        writer.append(&(1..=4).map(event).collect::<Vec<_>>()).unwrap();
+        writer
+            .append(&(1..=4).map(event).collect::<Vec<_>>())
+            .unwrap();
         let batch = reader.next_batch(2).unwrap().unwrap();
         assert_eq!(batch.last(), 2);
         reader.acknowledge(&batch).unwrap();
@@ -570,7 +624,11 @@ mod tests {
         let mut seen = 0;
         while let Some(batch) = reader.next_batch(writer.committed()).unwrap() {
             let json = serde_json::to_vec(&batch.events).unwrap();
-            assert!(json.len() + ENVELOPE_BYTES <= MAX_BATCH_BYTES, "{}", json.len());
+            assert!(
+                json.len() + ENVELOPE_BYTES <= MAX_BATCH_BYTES,
+                "{}",
+                json.len()
+            );
             assert!(batch.events.len() <= MAX_BATCH_EVENTS);
             for e in &batch.events {
                 seen += 1;
@@ -580,7 +638,25 @@ mod tests {
             reader.acknowledge(&batch).unwrap();
         }
         assert_eq!(seen, 3000);
-        assert_eq!(list_segments(dir.path()).unwrap().len(), 1, "delivered segments deleted");
+        assert_eq!(
+            list_segments(dir.path()).unwrap().len(),
+            1,
+            "delivered segments deleted"
+        );
+    }
+
+    #[test]
+    fn a_journal_is_opened_once_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, reader, _) = open(dir.path()).unwrap();
+        assert!(matches!(open(dir.path()), Err(JournalError::Busy(_))));
+        drop(reader);
+        assert!(
+            matches!(open(dir.path()), Err(JournalError::Busy(_))),
+            "the writer still holds it"
+        );
+        drop(writer);
+        assert!(open(dir.path()).is_ok());
     }
 
     #[test]

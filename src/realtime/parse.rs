@@ -181,9 +181,9 @@ impl LineParser {
                     .map_err(|_| LineProblem::NotUtf8)
             }
             // Every byte is a character in windows-1252 (WHATWG's mapping).
-            FeedEncoding::Windows1252 => {
-                Ok(encoding_rs::WINDOWS_1252.decode_without_bom_handling(frame).0)
-            }
+            FeedEncoding::Windows1252 => Ok(encoding_rs::WINDOWS_1252
+                .decode_without_bom_handling(frame)
+                .0),
         }
     }
 
@@ -225,7 +225,11 @@ impl LineParser {
         })
     }
 
-    fn parse_json(&self, text: &str, received_at: DateTime<Utc>) -> Result<AgentState, LineProblem> {
+    fn parse_json(
+        &self,
+        text: &str,
+        received_at: DateTime<Utc>,
+    ) -> Result<AgentState, LineProblem> {
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| LineProblem::NotJson(e.to_string()))?;
         let object = value
@@ -438,7 +442,10 @@ mod tests {
             "not JSON"
         );
         assert_eq!(
-            parser.parse(br#"{"agentidentifier": "9"}"#, now()).unwrap_err().kind(),
+            parser
+                .parse(br#"{"agentidentifier": "9"}"#, now())
+                .unwrap_err()
+                .kind(),
             "activity"
         );
     }
@@ -460,6 +467,9 @@ mod tests {
         let mut f = format(FeedFormatKind::Snapshot);
         f.refresh_marker = Some("#REFRESH".into());
         let parser = LineParser::new(&f).unwrap();
-        assert_eq!(parser.parse(b"#REFRESH 08:00", now()), Ok(Line::RefreshMarker));
+        assert_eq!(
+            parser.parse(b"#REFRESH 08:00", now()),
+            Ok(Line::RefreshMarker)
+        );
     }
 }

@@ -44,7 +44,11 @@ mod imp {
         }
         let wanted: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
         for process in fs::read_dir("/proc").ok()?.flatten() {
-            let Some(pid) = process.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+            let Some(pid) = process
+                .file_name()
+                .to_str()
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
                 continue;
             };
             let Ok(fds) = fs::read_dir(process.path().join("fd")) else {

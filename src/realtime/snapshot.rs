@@ -116,7 +116,10 @@ mod tests {
         assert!(d.refresh(at("2026-12-02T08:00:10+01:00")).is_empty());
         // Second: 1 unchanged, 2 changed, 3 missing, 4 new.
         assert!(d.line(st("1", "ACD")).is_none());
-        assert_eq!(agents(&[d.line(st("2", "ACD")).unwrap()]), [("2".into(), "ACD".into())]);
+        assert_eq!(
+            agents(&[d.line(st("2", "ACD")).unwrap()]),
+            [("2".into(), "ACD".into())]
+        );
         assert!(d.line(st("4", "AUX")).is_some());
         let gone = d.refresh(at("2026-12-02T08:00:20+01:00"));
         assert_eq!(agents(&gone), [("3".into(), LOGGED_OUT.into())]);

@@ -29,11 +29,7 @@ impl MinuteRate {
     }
 
     fn forget(&mut self, second: u64) {
-        while self
-            .seconds
-            .front()
-            .is_some_and(|(s, _)| *s + 60 <= second)
-        {
+        while self.seconds.front().is_some_and(|(s, _)| *s + 60 <= second) {
             self.seconds.pop_front();
         }
     }
@@ -125,13 +121,18 @@ mod tests {
         let start = Instant::now();
         let mut s = Silence::new(Duration::from_secs(600));
         assert_eq!(s.check(true, start, start + Duration::from_secs(599)), None);
-        assert!(s.check(true, start, start + Duration::from_secs(600)).is_some());
+        assert!(s
+            .check(true, start, start + Duration::from_secs(600))
+            .is_some());
         assert_eq!(s.check(true, start, start + Duration::from_secs(900)), None);
         assert!(s.is_silent());
         let later = start + Duration::from_secs(901);
         assert_eq!(s.check(true, later, later), None);
         assert!(!s.is_silent());
         // Nobody connected: nothing to warn about.
-        assert_eq!(s.check(false, start, start + Duration::from_secs(9999)), None);
+        assert_eq!(
+            s.check(false, start, start + Duration::from_secs(9999)),
+            None
+        );
     }
 }
