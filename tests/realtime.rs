@@ -713,3 +713,25 @@ fn garbage_and_a_one_gigabyte_line_do_not_stop_the_feed_or_grow_memory() {
     assert!(log.contains("not valid UTF-8"), "{log}");
     client.terminate(Duration::from_secs(10));
 }
+
+#[test]
+fn a_peer_that_connects_and_says_nothing_is_shown_connected_then_warned_about() {
+    let cloud = Emulator::start(&[]);
+    let (install, client, _integration, port) = listening_feed(
+        &cloud,
+        &["timestamp", "agentidentifier", "activity"],
+        "[realtime]\nsilenceMinutes = 1\n",
+    );
+    let _silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let status = wait_for("status to show the peer", Duration::from_secs(10), || {
+        let status = install.output(&["status"]);
+        let text = String::from_utf8_lossy(&status.stdout).into_owned();
+        text.contains("connected: 127.0.0.1:").then_some(text)
+    });
+    assert!(status.contains("0 event(s) in the last minute"), "{status}");
+    // The smallest silenceMinutes is 1: a minute and the status tick.
+    install.wait_for_log("connected but silent for 1 min", Duration::from_secs(75));
+    let status = String::from_utf8_lossy(&install.output(&["status"]).stdout).into_owned();
+    assert!(status.contains("warning: connected but silent"), "{status}");
+    client.terminate(Duration::from_secs(10));
+}

@@ -1413,15 +1413,29 @@ mod tests {
         assert_eq!(config.realtime.listen_address.to_string(), "10.1.2.3");
         assert_eq!(config.realtime.allow_from, ["10.1.2.0/24", "fd00::1"]);
         assert_eq!(config.realtime.silence_minutes, 3);
-        assert!(config.describe().contains("allowFrom = [\"10.1.2.0/24\", \"fd00::1\"]  # from the file"));
+        assert!(config
+            .describe()
+            .contains("allowFrom = [\"10.1.2.0/24\", \"fd00::1\"]  # from the file"));
         let defaults = parse("").unwrap();
         assert_eq!(defaults.realtime, RealtimeLocalSettings::default());
         let problem = only_problem("[realtime]\nallowFrom = [\"10.1.2.0/33\"]\n");
-        assert!(problem.message.contains("\"10.1.2.0/33\" is neither"), "{}", problem.message);
+        assert!(
+            problem.message.contains("\"10.1.2.0/33\" is neither"),
+            "{}",
+            problem.message
+        );
         let problem = only_problem("[realtime]\nlistenAddress = \"all\"\n");
-        assert!(problem.message.contains("must be an IP address"), "{}", problem.message);
+        assert!(
+            problem.message.contains("must be an IP address"),
+            "{}",
+            problem.message
+        );
         let problem = only_problem("[realtime]\nallowFrom = [1]\n");
-        assert!(problem.message.contains("a list of texts"), "{}", problem.message);
+        assert!(
+            problem.message.contains("a list of texts"),
+            "{}",
+            problem.message
+        );
     }
 
     #[test]
