@@ -140,6 +140,7 @@ impl RealtimeFeedActor {
             queue,
             committed_tx,
             Arc::clone(&self.shared),
+            self.settings.config.spool.max_bytes,
         ));
         self.events = Some(events);
         self.committed = Some(committed_rx);

@@ -342,11 +342,15 @@ async fn retry(server: &str, why: &str, failures: &mut FailureLog, backoff: &mut
 /// them to the journal with one fsync at most every [`GROUP_COMMIT_EVERY`],
 /// and publishes the last committed sequence. Ends when every sender is
 /// gone, after committing what is left; gives the writer back.
+/// `max_bytes`: the journal's ceiling (`[spool] maxBytes`); above it the
+/// commit waits, so reading stops and TCP slows the ACD, as a full spool
+/// pauses the importers.
 pub fn spawn_committer(
     mut writer: JournalWriter,
     mut events: mpsc::Receiver<NewEvent>,
     committed: watch::Sender<u64>,
     shared: Arc<FeedShared>,
+    max_bytes: u64,
 ) -> std::thread::JoinHandle<JournalWriter> {
     std::thread::Builder::new()
         .name("realtime-commit".to_owned())
@@ -362,6 +366,16 @@ pub fn spawn_committer(
                 }
                 while let Ok(event) = events.try_recv() {
                     group.push(event);
+                }
+                if writer.bytes() >= max_bytes {
+                    warn!(
+                        "real-time feed: its journal holds {} of events the cloud has not taken yet, the limit of [spool] maxBytes; reading from the ACD is paused until the cloud takes some (the ACD's socket waits; nothing read is dropped)",
+                        crate::config::format_byte_size(writer.bytes())
+                    );
+                    while writer.bytes() >= max_bytes {
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                    info!("real-time feed: the journal has room again; reading resumes");
                 }
                 // Until the disk takes the group, nothing more is read (the
                 // queue fills, the sockets wait): nothing read is dropped.

@@ -126,8 +126,10 @@ pub struct Recovered {
 static OPEN: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
 
 /// Held by both halves; the journal is free again when both are dropped.
+/// Also counts the bytes of its segments: the writer adds what it appends,
+/// the reader takes off what it deletes.
 #[derive(Debug)]
-struct OpenGuard(PathBuf);
+struct OpenGuard(PathBuf, std::sync::atomic::AtomicU64);
 
 impl OpenGuard {
     fn take(dir: &Path) -> Result<Arc<OpenGuard>, JournalError> {
@@ -136,7 +138,10 @@ impl OpenGuard {
             return Err(JournalError::Busy(dir.to_path_buf()));
         }
         open.push(dir.to_path_buf());
-        Ok(Arc::new(OpenGuard(dir.to_path_buf())))
+        Ok(Arc::new(OpenGuard(
+            dir.to_path_buf(),
+            std::sync::atomic::AtomicU64::new(0),
+        )))
     }
 }
 
@@ -195,6 +200,12 @@ pub fn open(dir: &Path) -> Result<(JournalWriter, JournalReader, Recovered), Jou
             }
         }
     }
+    let bytes: u64 = list_segments(dir)?
+        .iter()
+        .filter_map(|(_, path)| fs::metadata(path).ok())
+        .map(|m| m.len())
+        .sum();
+    guard.1.store(bytes, std::sync::atomic::Ordering::SeqCst);
     let writer = JournalWriter {
         _guard: Arc::clone(&guard),
         dir: dir.to_path_buf(),
@@ -303,6 +314,12 @@ impl JournalWriter {
         self.next_sequence - 1
     }
 
+    /// Bytes the journal's segments take on disk (delivered segments are
+    /// deleted by the reader and no longer count).
+    pub fn bytes(&self) -> u64 {
+        self._guard.1.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Appends the events as one group, durable (fsync'd) when this
     /// returns; gives the last sequence. On an error nothing of the group is
     /// kept (the file is cut back), so the caller may try the same group
@@ -342,6 +359,9 @@ impl JournalWriter {
             });
         }
         self.file_len += bytes.len() as u64;
+        self._guard
+            .1
+            .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::SeqCst);
         self.next_sequence = sequence;
         Ok(self.committed())
     }
@@ -440,7 +460,11 @@ impl JournalReader {
         for pair in segments.windows(2) {
             let (_, path) = &pair[0];
             if pair[1].0 <= next {
+                let size = fs::metadata(path).map_or(0, |m| m.len());
                 fs::remove_file(path).map_err(io_error("remove", path))?;
+                self._guard
+                    .1
+                    .fetch_sub(size, std::sync::atomic::Ordering::SeqCst);
                 if self.position.as_ref().is_some_and(|(p, _, _)| p == path) {
                     self.position = None;
                 }
