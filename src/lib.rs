@@ -16,7 +16,7 @@ pub mod http;
 pub mod logging;
 pub mod malloc;
 pub mod pairing;
-pub mod protocol;
+pub use injixo_cloud_link_protocol as protocol;
 pub mod realtime;
 pub mod report;
 #[cfg(windows)]

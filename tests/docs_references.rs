@@ -39,10 +39,23 @@ fn is_identifier(s: &str) -> bool {
 
 /// The source files a module path such as `db::planner` can be in: the
 /// client's `src/` or the emulator's `emulator/src/`, as `name.rs` or
-/// `name/mod.rs`.
+/// `name/mod.rs`; `protocol::…` is the protocol crate.
 fn module_files(segments: &[&str]) -> Vec<PathBuf> {
     let joined = segments.join("/");
     let mut files = Vec::new();
+    if segments.first() == Some(&"protocol") {
+        let inner = &segments[1..];
+        let file = if inner.is_empty() {
+            root().join("protocol/src/lib.rs")
+        } else {
+            root()
+                .join("protocol/src")
+                .join(format!("{}.rs", inner.join("/")))
+        };
+        if file.is_file() {
+            files.push(file);
+        }
+    }
     for src in ["src", "emulator/src"] {
         for candidate in [
             root().join(src).join(format!("{joined}.rs")),

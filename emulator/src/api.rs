@@ -6,7 +6,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use chrono::Utc;
-use injixo_cloud_link::protocol::{
+use injixo_cloud_link_protocol::{
     AssignmentResponse, Heartbeat, RealtimeAnswer, RealtimeBatch, MAX_BATCH_BYTES,
 };
 

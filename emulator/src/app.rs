@@ -129,7 +129,7 @@ pub fn base_url(req: &HttpRequest) -> String {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    use injixo_cloud_link::protocol::{paths, MAX_BATCH_BYTES};
+    use injixo_cloud_link_protocol::{paths, MAX_BATCH_BYTES};
     cfg.app_data(
         web::FormConfig::default()
             .error_handler(|e, _| ApiError::bad_request(e.to_string()).into()),

@@ -10,8 +10,8 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use chrono::Utc;
 use flate2::read::GzDecoder;
-use injixo_cloud_link::protocol::emulator::{ConnectRequest, CreatedIntegration, FaultRule};
-use injixo_cloud_link::protocol::Integration;
+use injixo_cloud_link_protocol::emulator::{ConnectRequest, CreatedIntegration, FaultRule};
+use injixo_cloud_link_protocol::Integration;
 use serde::Deserialize;
 
 use crate::app::AppState;

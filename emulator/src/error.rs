@@ -3,7 +3,7 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use injixo_cloud_link::protocol::ErrorBody;
+use injixo_cloud_link_protocol::ErrorBody;
 
 use crate::state::{AuthError, ConnectError, IntegrationError, TokenError, UploadError};
 

@@ -20,7 +20,7 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpResponse, ResponseError};
-use injixo_cloud_link::protocol::emulator::{FaultMode, FaultRule};
+use injixo_cloud_link_protocol::emulator::{FaultMode, FaultRule};
 use rand::Rng;
 
 use crate::app::AppState;

@@ -3,7 +3,7 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
-use injixo_cloud_link::protocol::{
+use injixo_cloud_link_protocol::{
     emulator::INTEGRATIONS_PAGE, DeviceAuthorizationRequest, DeviceAuthorizationResponse,
     TokenRequest, TokenResponse, CLIENT_ID, DEVICE_CODE_GRANT, REFRESH_TOKEN_GRANT,
 };

@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use injixo_cloud_link::protocol::emulator::{ClientRecord, ImportRecord, INTEGRATIONS_PAGE};
-use injixo_cloud_link::protocol::{Integration, IntegrationKind, RealtimeEvent};
+use injixo_cloud_link_protocol::emulator::{ClientRecord, ImportRecord, INTEGRATIONS_PAGE};
+use injixo_cloud_link_protocol::{Integration, IntegrationKind, RealtimeEvent};
 use serde::Deserialize;
 
 use crate::app::AppState;

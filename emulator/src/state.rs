@@ -8,10 +8,10 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, Utc};
-use injixo_cloud_link::protocol::emulator::{
+use injixo_cloud_link_protocol::emulator::{
     ClientRecord, ConnectResponse, ImportRecord, RealtimeRecord,
 };
-use injixo_cloud_link::protocol::{
+use injixo_cloud_link_protocol::{
     CreateUploadRequest, DatabaseSettings, Heartbeat, Integration, IntegrationKind, RealtimeBatch,
     RealtimeEvent, TokenErrorCode, MAX_BATCH_EVENTS, SLOW_DOWN_STEP_SECS,
 };
@@ -1094,7 +1094,7 @@ fn object_name(file_name: &str) -> String {
 mod tests {
     use std::net::Ipv4Addr;
 
-    use injixo_cloud_link::protocol::{CsvSettings, UploadSource};
+    use injixo_cloud_link_protocol::{CsvSettings, UploadSource};
 
     use super::*;
 

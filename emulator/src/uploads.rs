@@ -6,7 +6,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use futures_util::StreamExt;
-use injixo_cloud_link::protocol::{
+use injixo_cloud_link_protocol::{
     CommitResponse, CommitStatus, CreateUploadRequest, UploadAlreadyCommitted, UploadTarget,
 };
 use sha2::{Digest, Sha256};

@@ -3,8 +3,8 @@
 mod support;
 
 use awc::http::StatusCode;
-use injixo_cloud_link::protocol::emulator::ClientRecord;
-use injixo_cloud_link::protocol::{paths, AssignmentResponse, Integration, IntegrationKind};
+use injixo_cloud_link_protocol::emulator::ClientRecord;
+use injixo_cloud_link_protocol::{paths, AssignmentResponse, Integration, IntegrationKind};
 use serde_json::json;
 use support::*;
 

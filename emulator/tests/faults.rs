@@ -5,7 +5,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use awc::http::StatusCode;
-use injixo_cloud_link::protocol::paths;
+use injixo_cloud_link_protocol::paths;
 use serde_json::json;
 use support::*;
 

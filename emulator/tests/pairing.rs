@@ -4,7 +4,7 @@
 mod support;
 
 use awc::http::StatusCode;
-use injixo_cloud_link::protocol::{paths, TokenResponse, CLIENT_ID};
+use injixo_cloud_link_protocol::{paths, TokenResponse, CLIENT_ID};
 use serde_json::json;
 use support::*;
 

@@ -4,7 +4,7 @@
 mod support;
 
 use awc::http::StatusCode;
-use injixo_cloud_link::protocol::paths;
+use injixo_cloud_link_protocol::paths;
 use support::*;
 
 const CSV: &[u8] = b"StartDate;StartTime;AgentID;AgentActivityID\n2022-04-22;08:34:29;816;1013\n";

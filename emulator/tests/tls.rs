@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use awc::http::StatusCode;
-use injixo_cloud_link::protocol::{paths, UploadTarget};
+use injixo_cloud_link_protocol::{paths, UploadTarget};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use support::*;
 
@@ -101,7 +101,7 @@ async fn the_whole_protocol_works_over_https() {
     let (status, tokens) = send_form(
         https.post(emulator.url(paths::TOKEN)),
         &[
-            ("grant_type", injixo_cloud_link::protocol::DEVICE_CODE_GRANT),
+            ("grant_type", injixo_cloud_link_protocol::DEVICE_CODE_GRANT),
             ("client_id", "injixo-cloud-link"),
             ("device_code", body["device_code"].as_str().unwrap()),
         ],

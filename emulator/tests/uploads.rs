@@ -6,7 +6,7 @@ mod support;
 use std::io::Write;
 
 use awc::http::StatusCode;
-use injixo_cloud_link::protocol::{paths, TokenResponse, UploadAlreadyCommitted};
+use injixo_cloud_link_protocol::{paths, TokenResponse, UploadAlreadyCommitted};
 use serde_json::json;
 use support::*;
 

@@ -369,8 +369,8 @@ pub fn spawn_committer(
                 }
                 if writer.bytes() >= max_bytes {
                     warn!(
-                        "real-time feed: its journal holds {} of events the cloud has not taken yet, the limit of [spool] maxBytes; reading from the ACD is paused until the cloud takes some (the ACD's socket waits; nothing read is dropped)",
-                        crate::config::format_byte_size(writer.bytes())
+                        "real-time feed: its journal holds {} MiB of events the cloud has not taken yet, the limit of [spool] maxBytes; reading from the ACD is paused until the cloud takes some (the ACD's socket waits; nothing read is dropped)",
+                        writer.bytes() >> 20
                     );
                     while writer.bytes() >= max_bytes {
                         std::thread::sleep(Duration::from_secs(1));

@@ -10,8 +10,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use awc::http::StatusCode;
-use injixo_cloud_link::protocol::emulator::{ConnectRequest, CreatedIntegration, ImportRecord};
-use injixo_cloud_link::protocol::{
+use injixo_cloud_link_protocol::emulator::{ConnectRequest, CreatedIntegration, ImportRecord};
+use injixo_cloud_link_protocol::{
     paths, CreateUploadRequest, DeviceAuthorizationResponse, TokenResponse, UploadSource,
     UploadTarget, CLIENT_ID, DEVICE_CODE_GRANT,
 };

@@ -6,10 +6,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use injixo_cloud_link::protocol::emulator::{
+use injixo_cloud_link_protocol::emulator::{
     self, ConnectRequest, CreatedIntegration, FaultRule, ImportRecord,
 };
-use injixo_cloud_link::protocol::Integration;
+use injixo_cloud_link_protocol::Integration;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 

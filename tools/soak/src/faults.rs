@@ -6,7 +6,7 @@
 //! The first slot is calm, so pairing and the first imports are not
 //! disturbed, and so is every other one, so the client must recover in each.
 
-use injixo_cloud_link::protocol::emulator::{FaultMode, FaultRule};
+use injixo_cloud_link_protocol::emulator::{FaultMode, FaultRule};
 
 pub const SLOT_SECONDS: f64 = 15.0;
 

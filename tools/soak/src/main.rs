@@ -61,7 +61,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use injixo_cloud_link::protocol::{
+use injixo_cloud_link_protocol::{
     CsvSettings, DatabaseImport, DatabaseSettings, ImportType, Integration, IntegrationKind,
 };
 

@@ -1,8 +1,10 @@
 //! Wire types of the Cloud Link protocol v1 (`docs/protocol.md`).
 //!
-//! Both the client and the cloud emulator (`emulator/`) use these types, so
-//! the two sides cannot drift apart. This module holds data shapes and
-//! constants only: no I/O, no HTTP client, no actor.
+//! Both the client (as `injixo_cloud_link::protocol`) and the cloud emulator
+//! (`emulator/`) use these types, so the two sides cannot drift apart. A crate
+//! of its own so that the emulator and the soak tool build without the
+//! client's ODBC, actix and TLS stack. Data shapes and constants only: no
+//! I/O, no HTTP client, no actor.
 
 use std::collections::BTreeMap;
 
