@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::http::HttpClientFactory;
 use crate::protocol::{FeedMode, Integration, RealtimeBatch, RealtimeSettings, REALTIME_FEED};
 use crate::realtime::allow::AllowList;
-use crate::realtime::delivery::{verdict, Verdict};
+use crate::realtime::delivery::{fate, BatchFate};
 use crate::realtime::feed::{self, FeedContext, FeedShared, QUEUE_EVENTS};
 use crate::realtime::journal::{self, Batch, JournalError, JournalReader, NewEvent};
 use crate::realtime::parse::LineParser;
@@ -381,8 +381,8 @@ impl Delivery {
                 events: batch.events.clone(),
             };
             let answer = self.api.realtime_events(&token, &body).await;
-            match verdict(answer.as_ref()) {
-                Verdict::Delivered { .. } => {
+            match fate(answer.as_ref()) {
+                BatchFate::Delivered { .. } => {
                     if let Some(n) = failures.recovered() {
                         info!(
                             "real-time feed: the cloud takes events again after {n} failed attempt(s); delivering the {} kept meanwhile, in order",
@@ -393,13 +393,13 @@ impl Delivery {
                     self.shared.lock().last_error = None;
                     self.acknowledge(batch).await;
                 }
-                Verdict::Unauthorized => {
+                BatchFate::Unauthorized => {
                     if let Some(pairing) = self.pairing.get() {
                         pairing.do_send(Unauthorized { token });
                     }
                     actix_rt::time::sleep(Duration::from_secs(1)).await;
                 }
-                Verdict::Retry { at_least } => {
+                BatchFate::Retry { at_least } => {
                     let error = answer
                         .err()
                         .map(|e| crate::report::chain(&e))
@@ -416,7 +416,7 @@ impl Delivery {
                     self.shared.lock().last_error = Some(error);
                     actix_rt::time::sleep(delay).await;
                 }
-                Verdict::Rejected { reason } => {
+                BatchFate::Rejected { reason } => {
                     error!(
                         "real-time feed: the cloud refused {} event(s) (sequences {}–{}) for good: {reason}; they were set aside in {} and the feed goes on",
                         batch.events.len(),

@@ -6,7 +6,7 @@ use crate::http::HttpError;
 use crate::protocol::RealtimeAnswer;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub enum BatchFate {
     /// Stored (or stored before, `duplicate`): acknowledge it in the journal.
     Delivered { duplicate: bool },
     /// The access token was refused: tell pairing, then try again.
@@ -18,16 +18,16 @@ pub enum Verdict {
     Rejected { reason: String },
 }
 
-pub fn verdict(answer: Result<&RealtimeAnswer, &HttpError>) -> Verdict {
+pub fn fate(answer: Result<&RealtimeAnswer, &HttpError>) -> BatchFate {
     match answer {
-        Ok(answer) => Verdict::Delivered {
+        Ok(answer) => BatchFate::Delivered {
             duplicate: answer.status.as_deref() == Some("duplicate"),
         },
-        Err(e) if crate::cloud::is_unauthorized(e) => Verdict::Unauthorized,
-        Err(e) if e.is_retryable() => Verdict::Retry {
+        Err(e) if crate::cloud::is_unauthorized(e) => BatchFate::Unauthorized,
+        Err(e) if e.is_retryable() => BatchFate::Retry {
             at_least: e.retry_after(),
         },
-        Err(e) => Verdict::Rejected {
+        Err(e) => BatchFate::Rejected {
             reason: crate::report::chain(e),
         },
     }
@@ -54,27 +54,27 @@ mod tests {
             status: None,
         };
         assert_eq!(
-            verdict(Ok(&accepted)),
-            Verdict::Delivered { duplicate: false }
+            fate(Ok(&accepted)),
+            BatchFate::Delivered { duplicate: false }
         );
         let duplicate = RealtimeAnswer {
             accepted: None,
             status: Some("duplicate".into()),
         };
         assert_eq!(
-            verdict(Ok(&duplicate)),
-            Verdict::Delivered { duplicate: true }
+            fate(Ok(&duplicate)),
+            BatchFate::Delivered { duplicate: true }
         );
-        assert_eq!(verdict(Err(&status(401))), Verdict::Unauthorized);
+        assert_eq!(fate(Err(&status(401))), BatchFate::Unauthorized);
         for code in [408, 429, 500, 502, 503] {
             assert!(
-                matches!(verdict(Err(&status(code))), Verdict::Retry { .. }),
+                matches!(fate(Err(&status(code))), BatchFate::Retry { .. }),
                 "{code}"
             );
         }
         for code in [400, 404, 413, 422] {
             assert!(
-                matches!(verdict(Err(&status(code))), Verdict::Rejected { .. }),
+                matches!(fate(Err(&status(code))), BatchFate::Rejected { .. }),
                 "{code}"
             );
         }
