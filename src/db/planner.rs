@@ -1317,49 +1317,60 @@ mod tests {
     fn a_database_on_local_time_across_the_autumn_change_loses_no_row() {
         use crate::db::clock::{sample, ClockAnswer, ClockZone};
         // The database keeps Berlin wall time without offset, stamps rows
-        // with it, and tells it as text; this computer's clock is 20 min
-        // ahead. 2024-10-27: 02:00-03:00 local happens twice.
-        let s = schedule(600, 0, 0);
-        let mut t = utc("2024-10-26T22:00:00Z");
-        let mut stamps: Vec<(NaiveDateTime, bool)> = Vec::new();
-        let mut cursor: Option<Cursor> = None;
-        let mut last: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
-        while t < utc("2024-10-27T06:00:00Z") {
-            stamps.push((local_naive(t, Berlin), false));
-            t += Duration::minutes(5);
-            let text = local_naive(t, Berlin)
-                .format("%Y-%m-%d %H:%M:%S%.6f")
-                .to_string();
-            let client = t + Duration::minutes(20);
-            let answer = ClockAnswer {
-                text,
-                zone: ClockZone::Local,
-                asked_at: client,
-                answered_at: client,
-            };
-            let now = sample(&answer, Berlin).unwrap().database;
-            let earliest_new = last.map(|(database, at)| earliest_new_stamp(database, t - at, now));
-            last = Some((now, t));
-            let mut c = cursor;
-            if let Some(pulled) = c.and_then(|c| pull_back(&s, c, now, earliest_new)) {
-                c = Some(pulled.after);
-            }
-            let p = plan(&s, c, now, Berlin, 5);
-            let c = c.unwrap_or(Cursor {
-                origin: p.origin,
-                watermark: None,
-            });
-            for w in &p.windows {
-                let (first, second) = bind_parameters(w, Berlin);
-                for row in stamps.iter_mut().filter(|r| first <= r.0 && r.0 < second) {
-                    row.1 = true;
+        // with it, and tells it as text. 2024-10-27: 02:00-03:00 local
+        // happens twice. With this computer's clock within 30 min the
+        // repeated hour is read as the right occurrence; 40 min off, the
+        // wrong one, and the database's clock seems to step by an hour:
+        // the pull-back re-reads what that would skip.
+        for client_ahead in [0, 20, 40, -40] {
+            let s = schedule(600, 0, 0);
+            let mut t = utc("2024-10-26T22:00:00Z");
+            let mut stamps: Vec<(NaiveDateTime, bool)> = Vec::new();
+            let mut cursor: Option<Cursor> = None;
+            let mut last: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
+            while t < utc("2024-10-27T06:00:00Z") {
+                stamps.push((local_naive(t, Berlin), false));
+                t += Duration::minutes(5);
+                let text = local_naive(t, Berlin)
+                    .format("%Y-%m-%d %H:%M:%S%.6f")
+                    .to_string();
+                let client = t + Duration::minutes(client_ahead);
+                let answer = ClockAnswer {
+                    text,
+                    zone: ClockZone::Local,
+                    asked_at: client,
+                    answered_at: client,
+                };
+                let now = sample(&answer, Berlin).unwrap().database;
+                let earliest_new =
+                    last.map(|(database, at)| earliest_new_stamp(database, t - at, now));
+                last = Some((now, t));
+                let mut c = cursor;
+                if let Some(pulled) = c.and_then(|c| pull_back(&s, c, now, earliest_new)) {
+                    c = Some(pulled.after);
                 }
+                let p = plan(&s, c, now, Berlin, 5);
+                let c = c.unwrap_or(Cursor {
+                    origin: p.origin,
+                    watermark: None,
+                });
+                for w in &p.windows {
+                    let (first, second) = bind_parameters(w, Berlin);
+                    for row in stamps.iter_mut().filter(|r| first <= r.0 && r.0 < second) {
+                        row.1 = true;
+                    }
+                }
+                cursor = Some(commit_all(c, &p));
+                t += Duration::minutes(5);
             }
-            cursor = Some(commit_all(c, &p));
-            t += Duration::minutes(5);
+            let lost: Vec<_> = stamps.iter().filter(|r| !r.1).map(|r| r.0).collect();
+            assert_eq!(
+                lost,
+                [],
+                "of {} rows, client {client_ahead} min ahead",
+                stamps.len()
+            );
         }
-        let lost: Vec<_> = stamps.iter().filter(|r| !r.1).map(|r| r.0).collect();
-        assert_eq!(lost, [], "of {} rows", stamps.len());
     }
 
     #[test]
