@@ -203,6 +203,7 @@ pub fn heartbeat_of(status: &ClientStatus) -> Heartbeat {
                 state: importer.state.clone(),
                 last_success_at: importer.last_success_at.map(|t| t.to_rfc3339()),
                 last_error: importer.last_error.clone(),
+                clock_skew_ms: importer.clock_skew_ms,
             })
             .collect(),
         spool: status.spool.clone(),

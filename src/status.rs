@@ -116,4 +116,9 @@ pub struct ImporterStatus {
     pub last_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<String>,
+    /// A database import: this computer's clock minus the database's at the
+    /// last run, in milliseconds (positive: this computer is ahead); `None`
+    /// when the database cannot tell its time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_skew_ms: Option<i64>,
 }

@@ -7,11 +7,15 @@
 
 mod support;
 
+#[path = "support/odbc.rs"]
+mod odbc_support;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{Duration as Span, NaiveDateTime, Timelike, Utc};
-use injixo_cloud_link::db::odbc::{ConnectOptions, DbConnection};
+use injixo_cloud_link::db::odbc::DbConnection;
+use odbc_support::{admin, exec};
 use serde_json::json;
 use support::db::rows_in_cloud;
 use support::emulator::Emulator;
@@ -20,22 +24,6 @@ use support::*;
 const ARRIVE: Duration = Duration::from_secs(120);
 const MARIA: &str =
     "Driver={MariaDB Unicode};Server=127.0.0.1;Port=3306;Database=test;Uid=root;Pwd=;";
-
-/// A connection that may write, for seeding.
-fn admin(conn: &str) -> DbConnection {
-    let options = ConnectOptions {
-        read_only: false,
-        ..ConnectOptions::default()
-    };
-    DbConnection::connect(conn, &options)
-        .unwrap_or_else(|e| panic!("database not reachable: {e}\nhint: {}", e.hint()))
-}
-
-fn exec(conn: &DbConnection, sql: &str) {
-    conn.raw()
-        .execute(sql, (), None)
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
 
 /// The rows of a day and a half of 15-minute intervals for 3 queues, up to
 /// two hours ago, as (SQL values, the CSV line the cloud must hold).

@@ -16,7 +16,7 @@ use injixo_cloud_link::protocol::ImportType;
 
 #[path = "support/odbc.rs"]
 mod odbc_support;
-use odbc_support::{exec, Dropper};
+use odbc_support::{admin, exec, Dropper};
 
 const PG: &str =
     "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=5432;Database=test;Uid=postgres;";
@@ -32,22 +32,6 @@ fn sqlite_conn(dir: &tempfile::TempDir) -> String {
 
 fn table(name: &str) -> String {
     format!("cl_{name}_{}", std::process::id())
-}
-
-/// A connection that may write (for set-up), or a failure with a hint.
-fn admin(conn: &str) -> DbConnection {
-    let options = ConnectOptions {
-        read_only: false,
-        ..ConnectOptions::default()
-    };
-    DbConnection::connect(conn, &options).unwrap_or_else(|e| {
-        panic!(
-            "database for this test is not reachable: {e}\nhint: {}\n(tests need PostgreSQL 15 at \
-             127.0.0.1:5432 with database `test` and MariaDB at 127.0.0.1:3306 with database \
-             `test`; start them, e.g. `service postgresql start; service mariadb start`)",
-            e.hint()
-        )
-    })
 }
 
 fn reader(conn: &str) -> DbConnection {
@@ -609,5 +593,53 @@ fn a_query_over_the_timeout_is_cancelled_with_its_own_error() {
         )
         .unwrap_or_else(|e| panic!("{name}: the connection is usable after a timeout: {e}"));
         assert!(csv.ends_with("1,2,3,x\r\n"), "{name}: {csv}");
+    }
+}
+
+/// Each engine tells its time through the statement `db::clock` picks for
+/// it, in a form `db::clock::sample` reads; the servers here run on this
+/// machine's clock, so the skew is small. A driver of unknown family is
+/// asked `{fn NOW()}` first: psqlODBC and MariaDB Connector/ODBC translate
+/// it; sqliteodbc does not (hence SQLite's own form).
+#[test]
+fn every_engine_tells_its_time_and_it_is_read_as_an_instant() {
+    use injixo_cloud_link::db::clock::{sample, ClockAnswer, ClockZone};
+    use injixo_cloud_link::db::odbc::ClockRead;
+    use odbc_api::Cursor;
+    let dir = tempfile::tempdir().unwrap();
+    for conn in [PG.to_owned(), MARIA.to_owned(), sqlite_conn(&dir)] {
+        let c = reader(&conn);
+        let ClockRead::Answer(answer) = c.clock().unwrap() else {
+            panic!("{conn}: no clock");
+        };
+        // The servers' zone is UTC, as the integration's here.
+        let s = sample(&answer, chrono_tz::UTC)
+            .unwrap_or_else(|| panic!("{conn}: {:?} is no time", answer.text));
+        assert!(
+            s.skew().num_milliseconds().abs() < 2_000,
+            "{conn}: {answer:?} gives a skew of {}",
+            s.skew()
+        );
+        // Asked again: the same statement, remembered.
+        assert!(matches!(c.clock().unwrap(), ClockRead::Answer(_)));
+        let escape = c.raw().execute("SELECT {fn NOW()}", (), None);
+        if conn.contains("SQLite") {
+            assert!(escape.is_err(), "{conn}: sqliteodbc learnt {{fn NOW()}}");
+            continue;
+        }
+        let mut cursor = escape.unwrap().unwrap();
+        let mut text = Vec::new();
+        let mut row = cursor.next_row().unwrap().unwrap();
+        row.get_text(1, &mut text).unwrap();
+        let escape = ClockAnswer {
+            text: String::from_utf8_lossy(&text).into_owned(),
+            zone: ClockZone::Local,
+            ..answer
+        };
+        let s = sample(&escape, chrono_tz::UTC).unwrap_or_else(|| panic!("{conn}: {escape:?}"));
+        assert!(
+            s.skew().num_milliseconds().abs() < 2_000,
+            "{conn}: {escape:?}"
+        );
     }
 }

@@ -405,6 +405,11 @@ pub struct ImporterHeartbeat {
     pub last_success_at: Option<String>,
     #[serde(default)]
     pub last_error: Option<String>,
+    /// A database import: the client's clock minus the database's at its
+    /// last run, in milliseconds. Absent for other importers, from older
+    /// clients, and when the database cannot tell its time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_skew_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,7 +3,9 @@
 //! (`db::planner`), reads each window's rows over ODBC into a spool item on a
 //! thread of the import's own (ODBC is blocking), hands the item to the
 //! uploader, and advances the import's watermark only when the cloud
-//! confirmed the commit of every window up to it.
+//! confirmed the commit of every window up to it. Each tick first asks the
+//! database for its time (`db::clock`) and plans on it, not on this
+//! computer's clock.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -23,11 +25,12 @@ use crate::actors::supervisor::Shutdown;
 use crate::actors::uploader::{Delivery, Enqueued, UploaderActor};
 use crate::backoff::{Backoff, FailureLog};
 use crate::config::Config;
+use crate::db::clock::{self, ClockSample, SkewLog};
 use crate::db::connection_string;
-use crate::db::odbc::{self, ConnectOptions, DbConnection, DbError, ReadLimits};
+use crate::db::odbc::{self, ClockRead, ConnectOptions, DbConnection, DbError, ReadLimits};
 use crate::db::planner::{
-    self, backfill_progress, bind_parameters, next_run, plan, CommitTracker, ImportSchedule,
-    QueryShape, Window, DEFAULT_MAX_WINDOWS_PER_PLAN,
+    self, backfill_progress, bind_parameters, earliest_new_stamp, next_run, plan, pull_back,
+    CommitTracker, ImportSchedule, QueryShape, Window, DEFAULT_MAX_WINDOWS_PER_PLAN,
 };
 use crate::db::watermark::WatermarkStore;
 use crate::protocol::{DatabaseImport, Integration, IntegrationKind, UploadSource};
@@ -45,6 +48,13 @@ pub struct DbPollSettings {
     pub assignment: Slot<crate::actors::config::ConfigActor>,
     pub board: StatusBoard,
     pub state: StateDir,
+}
+
+/// Work for an import's ODBC thread.
+enum Job {
+    /// Ask the database for its time (connecting first if needed).
+    Clock(oneshot::Sender<Result<ClockRead, ReadFailure>>),
+    Read(Box<ReadJob>),
 }
 
 /// One read, done on the import's ODBC thread.
@@ -85,8 +95,14 @@ struct Runner {
     import: DatabaseImport,
     shape: QueryShape,
     schedule: ImportSchedule,
-    jobs: mpsc::Sender<ReadJob>,
+    jobs: mpsc::Sender<Job>,
     tracker: CommitTracker,
+    /// The database's time at the last tick, and when that was on the
+    /// monotonic clock: tells a database clock that went back.
+    last_sample: Option<(DateTime<Utc>, std::time::Instant)>,
+    skew_log: SkewLog,
+    /// The database could not tell its time and that was logged.
+    clock_unknown_logged: bool,
     /// Idempotency key → window, for the uploads in flight.
     in_flight: HashMap<String, Window>,
     busy: bool,
@@ -251,6 +267,9 @@ impl DbPollActor {
                     schedule: ImportSchedule::from_import(import),
                     jobs,
                     tracker,
+                    last_sample: None,
+                    skew_log: SkewLog::default(),
+                    clock_unknown_logged: false,
                     in_flight: HashMap::new(),
                     busy: false,
                     last_run: store.get(&import.id).and_then(|p| p.last_run_at),
@@ -289,13 +308,12 @@ impl DbPollActor {
         runner.timer = Some(ctx.run_later(delay, move |act, ctx| act.tick(&id, ctx)));
     }
 
-    /// One run of an import: plan, then read the windows one by one.
+    /// One run of an import: ask the database for its time; `clock_read` goes on.
     fn tick(&mut self, import_id: &str, ctx: &mut Context<Self>) {
         let (Some(integration), Some(store)) = (self.integration.clone(), self.watermarks.as_mut())
         else {
             return;
         };
-        let tz = self.tz;
         let Some(runner) = self.runners.get_mut(import_id) else {
             return;
         };
@@ -306,31 +324,139 @@ impl DbPollActor {
             self.schedule(import_id, ctx);
             return;
         }
+        // The schedule runs on this computer's clock (timers are monotonic;
+        // `next_run` bounds a step of the wall clock); the windows on the
+        // database's.
         let now = Utc::now();
         runner.last_run = Some(now);
         runner.again_soon = false;
         let _ = store.record_run(import_id, now);
+        let (reply, answer) = oneshot::channel();
+        if runner.jobs.send(Job::Clock(reply)).is_err() {
+            error!("the database thread of import {import_id} is gone; the supervisor restarts the importer");
+            ctx.stop();
+            return;
+        }
+        runner.busy = true;
+        let id = import_id.to_owned();
+        ctx.spawn(answer.into_actor(self).map(move |result, act, ctx| {
+            let result = result.unwrap_or(Err(ReadFailure::Spool(
+                "the database thread stopped".to_owned(),
+            )));
+            act.clock_read(id, integration.id, result, ctx);
+        }));
+    }
+
+    /// The database's time, or this computer's where it cannot tell; logs a
+    /// skew beyond a minute and shows it in the status.
+    fn database_now(&mut self, import_id: &str, read: ClockRead) -> (DateTime<Utc>, bool) {
+        let tz = self.tz;
+        let Some(runner) = self.runners.get_mut(import_id) else {
+            return (Utc::now(), false);
+        };
+        let sample = match read {
+            ClockRead::Answer(answer) => clock::sample(&answer, tz).ok_or_else(|| {
+                format!(
+                    "it answered {:?}, which is no date and time",
+                    answer.text.trim()
+                )
+            }),
+            ClockRead::Unknown { tried } => Err(tried),
+        };
+        let skew_ms = match sample {
+            Ok(sample) => {
+                if let Some(notice) = runner.skew_log.observe(sample) {
+                    match notice {
+                        clock::SkewNotice::Large(_) => warn!("import {import_id}: {notice}"),
+                        clock::SkewNotice::Normal(_) => info!("import {import_id}: {notice}"),
+                    }
+                }
+                runner.clock_unknown_logged = false;
+                Some(sample.skew().num_milliseconds())
+            }
+            Err(ref why) => {
+                if !runner.clock_unknown_logged {
+                    runner.clock_unknown_logged = true;
+                    warn!(
+                        "import {import_id}: the database does not tell its time ({why}); its \
+                         windows follow this computer's clock, so keep it in step with the \
+                         database server's"
+                    );
+                }
+                None
+            }
+        };
+        let id = Self::importer_id(import_id);
+        self.settings.board.update(|s| {
+            s.importers.entry(id).or_default().clock_skew_ms = skew_ms;
+        });
+        match sample {
+            Ok(ClockSample { database, .. }) => (database, true),
+            Err(_) => (Utc::now(), false),
+        }
+    }
+
+    /// The tick goes on with the database's time: plan, then read.
+    fn clock_read(
+        &mut self,
+        import_id: String,
+        integration_id: String,
+        result: Result<ClockRead, ReadFailure>,
+        ctx: &mut Context<Self>,
+    ) {
+        let read = match result {
+            Ok(read) => read,
+            Err(failure) => return self.read_failed(import_id, failure, ctx),
+        };
+        let (now, from_database) = self.database_now(&import_id, read);
+        let tz = self.tz;
+        let (Some(store), Some(runner)) =
+            (self.watermarks.as_mut(), self.runners.get_mut(&import_id))
+        else {
+            return;
+        };
+        let monotonic = std::time::Instant::now();
+        let earliest_new = runner
+            .last_sample
+            .map(|(database, at)| {
+                let passed =
+                    chrono::Duration::from_std(monotonic - at).unwrap_or(chrono::Duration::MAX);
+                earliest_new_stamp(database, passed, now)
+            })
+            .filter(|_| from_database);
+        runner.last_sample = from_database.then_some((now, monotonic));
         let reads: Vec<Option<Window>> = match runner.shape {
             QueryShape::Snapshot => vec![None],
             QueryShape::Windowed => {
+                let mut cursor = store.cursor(&import_id);
+                if let Some(pulled) =
+                    cursor.and_then(|c| pull_back(&runner.schedule, c, now, earliest_new))
+                {
+                    warn!("import {import_id}: {pulled}");
+                    if let Err(e) = store.pull_back(&import_id, pulled.after) {
+                        warn!("cannot save the pulled-back watermark of import {import_id}: {e}; it is pulled back again at the next run");
+                    }
+                    cursor = Some(pulled.after);
+                    runner.tracker = CommitTracker::new(pulled.after.watermark);
+                }
                 let planned = plan(
                     &runner.schedule,
-                    store.cursor(import_id),
+                    cursor,
                     now,
                     tz,
                     DEFAULT_MAX_WINDOWS_PER_PLAN,
                 );
                 let query_sha = hex::encode(Sha256::digest(runner.import.query.as_bytes()));
-                if let Err(e) = store.begin(import_id, planned.origin, Some(&query_sha)) {
+                if let Err(e) = store.begin(&import_id, planned.origin, Some(&query_sha)) {
                     warn!("cannot save the start of import {import_id}: {e}");
                 }
                 runner.again_soon = planned.truncated;
                 runner.tracker.start_batch(&planned.windows);
-                if let Some(cursor) = store.cursor(import_id) {
+                if let Some(cursor) = store.cursor(&import_id) {
                     if let Some(progress) = backfill_progress(&runner.schedule, cursor, now, tz) {
                         info!("back-fill {import_id}: {progress}");
                         let state = format!("back-fill: {progress}");
-                        let id = Self::importer_id(import_id);
+                        let id = Self::importer_id(&import_id);
                         self.settings.board.update(|s| {
                             s.importers.entry(id).or_default().progress = Some(state);
                         });
@@ -339,7 +465,7 @@ impl DbPollActor {
                 planned.windows.into_iter().map(Some).collect()
             }
         };
-        self.read_next(import_id.to_owned(), integration.id, reads, ctx);
+        self.read_next(import_id, integration_id, reads, ctx);
     }
 
     fn read_next(
@@ -397,7 +523,7 @@ impl DbPollActor {
             metadata,
             reply,
         };
-        if runner.jobs.send(job).is_err() {
+        if runner.jobs.send(Job::Read(Box::new(job))).is_err() {
             runner.busy = false;
             error!("the database thread of import {import_id} is gone; the supervisor restarts the importer");
             ctx.stop();
@@ -461,45 +587,52 @@ impl DbPollActor {
                 }
                 self.read_next(import_id, integration_id, reads, ctx);
             }
-            Err(failure) => {
-                runner.busy = false;
-                // The rest of this batch will not be read: abandon it, so
-                // the next run plans again from the watermark (windows of it
-                // still being uploaded are read again; the cloud keeps one
-                // import per key).
-                runner.tracker.start_batch(&[]);
-                runner.in_flight.clear();
-                let (message, transient) = match &failure {
-                    ReadFailure::Db(e) => (format!("{e} ({})", e.hint()), e.is_transient()),
-                    ReadFailure::SpoolFull => (
-                        "the spool is full; waiting for uploads to make room".to_owned(),
-                        true,
-                    ),
-                    ReadFailure::Spool(e) => (e.clone(), true),
-                };
-                let delay = runner
-                    .backoff
-                    .fail_with_jitter(rand::random())
-                    .max(Duration::from_secs(1));
-                if runner.failures.failed(&message) {
-                    if transient {
-                        warn!(
-                            "import {import_id}: {message}; retrying in {}",
-                            crate::report::human_duration(delay)
-                        );
-                    } else {
-                        error!(
-                            "import {import_id}: {message}; retrying in {}",
-                            crate::report::human_duration(delay)
-                        );
-                    }
-                }
-                self.set_status(&import_id, "failing".to_owned(), Some(Some(message)), false);
-                let id = import_id.clone();
-                if let Some(runner) = self.runners.get_mut(&import_id) {
-                    runner.timer = Some(ctx.run_later(delay, move |act, ctx| act.tick(&id, ctx)));
-                }
+            Err(failure) => self.read_failed(import_id, failure, ctx),
+        }
+    }
+
+    /// A read (or the clock before it) failed: the batch is abandoned and
+    /// the import tried again after a backoff.
+    fn read_failed(&mut self, import_id: String, failure: ReadFailure, ctx: &mut Context<Self>) {
+        let Some(runner) = self.runners.get_mut(&import_id) else {
+            return;
+        };
+        runner.busy = false;
+        // The rest of this batch will not be read: abandon it, so
+        // the next run plans again from the watermark (windows of it
+        // still being uploaded are read again; the cloud keeps one
+        // import per key).
+        runner.tracker.start_batch(&[]);
+        runner.in_flight.clear();
+        let (message, transient) = match &failure {
+            ReadFailure::Db(e) => (format!("{e} ({})", e.hint()), e.is_transient()),
+            ReadFailure::SpoolFull => (
+                "the spool is full; waiting for uploads to make room".to_owned(),
+                true,
+            ),
+            ReadFailure::Spool(e) => (e.clone(), true),
+        };
+        let delay = runner
+            .backoff
+            .fail_with_jitter(rand::random())
+            .max(Duration::from_secs(1));
+        if runner.failures.failed(&message) {
+            if transient {
+                warn!(
+                    "import {import_id}: {message}; retrying in {}",
+                    crate::report::human_duration(delay)
+                );
+            } else {
+                error!(
+                    "import {import_id}: {message}; retrying in {}",
+                    crate::report::human_duration(delay)
+                );
             }
+        }
+        self.set_status(&import_id, "failing".to_owned(), Some(Some(message)), false);
+        let id = import_id.clone();
+        if let Some(runner) = self.runners.get_mut(&import_id) {
+            runner.timer = Some(ctx.run_later(delay, move |act, ctx| act.tick(&id, ctx)));
         }
     }
 
@@ -574,21 +707,58 @@ fn window_from_metadata(item: &SpooledItem) -> Option<Window> {
 
 /// The import's own thread: keeps its connection open, reconnects when it
 /// died, and reads one job at a time (ODBC calls block).
-fn spawn_odbc_thread(import_id: String, connection: String, spool: Spool) -> mpsc::Sender<ReadJob> {
-    let (sender, receiver) = mpsc::channel::<ReadJob>();
+fn spawn_odbc_thread(import_id: String, connection: String, spool: Spool) -> mpsc::Sender<Job> {
+    let (sender, receiver) = mpsc::channel::<Job>();
     let name = format!("odbc-{import_id}");
     let spawned = std::thread::Builder::new().name(name).spawn(move || {
         let options = ConnectOptions::default();
         let mut open: Option<DbConnection> = None;
         for job in receiver {
-            let result = read_job(&mut open, &connection, &options, &spool, &job);
-            let _ = job.reply.send(result);
+            match job {
+                Job::Clock(reply) => {
+                    let _ = reply.send(ask_clock(&mut open, &connection, &options));
+                }
+                Job::Read(job) => {
+                    let result = read_job(&mut open, &connection, &options, &spool, &job);
+                    let _ = job.reply.send(result);
+                }
+            }
         }
     });
     if let Err(e) = spawned {
         error!("cannot start the database thread of import {import_id}: {e}");
     }
     sender
+}
+
+/// The open connection, reopened when it died.
+fn connected<'a>(
+    open: &'a mut Option<DbConnection>,
+    connection: &str,
+    options: &ConnectOptions,
+) -> Result<&'a DbConnection, ReadFailure> {
+    if open.as_ref().is_some_and(DbConnection::is_dead) {
+        *open = None;
+    }
+    if open.is_none() {
+        *open = Some(DbConnection::connect(connection, options).map_err(ReadFailure::Db)?);
+    }
+    Ok(open.as_ref().expect("connected above"))
+}
+
+fn ask_clock(
+    open: &mut Option<DbConnection>,
+    connection: &str,
+    options: &ConnectOptions,
+) -> Result<ClockRead, ReadFailure> {
+    let result = connected(open, connection, options)?.clock();
+    if matches!(
+        result,
+        Err(DbError::ConnectionLost { .. } | DbError::Unreachable { .. })
+    ) {
+        *open = None;
+    }
+    result.map_err(ReadFailure::Db)
 }
 
 fn read_job(
@@ -598,13 +768,7 @@ fn read_job(
     spool: &Spool,
     job: &ReadJob,
 ) -> Result<ReadOutcome, ReadFailure> {
-    if open.as_ref().is_some_and(DbConnection::is_dead) {
-        *open = None;
-    }
-    if open.is_none() {
-        *open = Some(DbConnection::connect(connection, options).map_err(ReadFailure::Db)?);
-    }
-    let conn = open.as_ref().expect("connected above");
+    let conn = connected(open, connection, options)?;
     let started = std::time::Instant::now();
     let writer = match spool.begin(&job.file_name) {
         Ok(writer) => writer,

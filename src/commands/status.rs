@@ -190,6 +190,9 @@ fn render(report: &Report) -> String {
                 t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S")
             ));
         }
+        if let Some(skew) = importer.clock_skew_ms {
+            text.push_str(&format!(", {}", crate::db::clock::skew_summary(skew)));
+        }
         if let Some(e) = &importer.last_error {
             text.push_str(&format!(", last error: {e}"));
         }

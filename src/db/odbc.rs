@@ -20,6 +20,7 @@ use odbc_api::{
     IntoParameter, ResultSetMetadata, SetConnectionAttributeArgs,
 };
 
+use super::clock::{self, ClockAnswer, ClockQuery};
 use super::connection_string::{self, DriverKind};
 use crate::protocol::ImportType;
 
@@ -231,6 +232,25 @@ pub struct DbConnection {
     read_only: ReadOnly,
     query_timeout: Duration,
     max_text_chars: usize,
+    /// Which clock statement this connection answers, once known.
+    clock: std::cell::RefCell<ClockState>,
+}
+
+/// What asking the database for its time gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClockRead {
+    Answer(ClockAnswer),
+    /// No statement worked: each with the database's or driver's answer.
+    Unknown {
+        tried: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum ClockState {
+    Untried,
+    Works(ClockQuery),
+    Unknown(String),
 }
 
 impl std::fmt::Debug for DbConnection {
@@ -356,6 +376,72 @@ impl DbConnection {
             read_only,
             query_timeout: options.query_timeout,
             max_text_chars: options.max_text_chars,
+            clock: std::cell::RefCell::new(ClockState::Untried),
+        })
+    }
+
+    /// The database's current time: one short round trip, with this
+    /// computer's clock just before and after it. The statement is chosen by
+    /// `db::clock::clock_queries`; the first that answers is remembered for
+    /// this connection, and when none does, `Unknown` says why and later
+    /// calls on this connection do not ask again. A lost connection is an
+    /// error, not `Unknown`.
+    pub fn clock(&self) -> Result<ClockRead, DbError> {
+        let candidates: Vec<ClockQuery> = match &*self.clock.borrow() {
+            ClockState::Works(query) => vec![*query],
+            ClockState::Unknown(tried) => {
+                return Ok(ClockRead::Unknown {
+                    tried: tried.clone(),
+                })
+            }
+            ClockState::Untried => clock::clock_queries(self.kind).to_vec(),
+        };
+        let mut tried = Vec::new();
+        for query in candidates {
+            match self.ask_clock(query) {
+                Ok(answer) => {
+                    *self.clock.borrow_mut() = ClockState::Works(query);
+                    return Ok(ClockRead::Answer(answer));
+                }
+                Err(e) if e.is_transient() => return Err(e),
+                Err(e) => tried.push(format!("`{}`: {e}", query.sql)),
+            }
+        }
+        let tried = tried.join("; ");
+        *self.clock.borrow_mut() = ClockState::Unknown(tried.clone());
+        Ok(ClockRead::Unknown { tried })
+    }
+
+    fn ask_clock(&self, query: ClockQuery) -> Result<ClockAnswer, DbError> {
+        let context = "asking the database for its time";
+        let timeout = Some(self.query_timeout.as_secs().max(1) as usize);
+        let asked_at = chrono::Utc::now();
+        let mut cursor = self
+            .conn
+            .execute(query.sql, (), timeout)
+            .map_err(|e| query_error(e, self, context))?
+            .ok_or(DbError::NoResultSet)?;
+        let mut text = Vec::new();
+        let mut row = cursor
+            .next_row()
+            .map_err(|e| query_error(e, self, context))?
+            .ok_or(DbError::NoResultSet)?;
+        let present = row
+            .get_text(1, &mut text)
+            .map_err(|e| query_error(e, self, context))?;
+        let answered_at = chrono::Utc::now();
+        if !present {
+            return Err(DbError::Odbc {
+                context,
+                state: String::new(),
+                message: "the answer was NULL".to_owned(),
+            });
+        }
+        Ok(ClockAnswer {
+            text: String::from_utf8_lossy(&text).into_owned(),
+            zone: query.zone,
+            asked_at,
+            answered_at,
         })
     }
 

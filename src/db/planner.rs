@@ -209,6 +209,99 @@ pub fn plan(
     }
 }
 
+/// A persisted cursor moved back before planning: see [`pull_back`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PullBack {
+    pub before: Cursor,
+    pub after: Cursor,
+    /// The database's now.
+    pub now: DateTime<Utc>,
+    /// The cursor was not in the future, but the database's clock went back
+    /// since the previous sample (see `earliest_new`).
+    pub clock_went_back: bool,
+}
+
+impl fmt::Display for PullBack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = |t: Option<DateTime<Utc>>| {
+            t.map_or_else(
+                || "none".to_owned(),
+                |t| t.to_rfc3339_opts(SecondsFormat::Secs, true),
+            )
+        };
+        // Before the first commit only the origin can be in the future.
+        let (what, from, to) = match self.before.watermark {
+            Some(from) => ("watermark", from, self.after.watermark),
+            None => ("start", self.before.origin, Some(self.after.origin)),
+        };
+        let now = text(Some(self.now));
+        let from = text(Some(from));
+        if self.clock_went_back {
+            write!(
+                f,
+                "the database's clock went back since the last run (now {now}); the saved \
+                 {what} {from} is pulled back so that rows stamped since then are read"
+            )?;
+        } else {
+            write!(
+                f,
+                "the saved {what} {from} is in the future of the database's clock (now {now})"
+            )?;
+        }
+        write!(
+            f,
+            "; reading again from {} (the cloud keeps each row once)",
+            text(to)
+        )
+    }
+}
+
+/// The earliest stamp a row written since the previous tick can bear, for
+/// [`pull_back`]: the database's time at that tick, unless its clock went
+/// back since; then its time `now` minus the time that `passed` on the
+/// monotonic clock (whenever the step happened, the clock ran on from it).
+pub fn earliest_new_stamp(
+    previous: DateTime<Utc>,
+    passed: Duration,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    previous.min(now.checked_sub_signed(passed).unwrap_or(previous))
+}
+
+/// Moves a persisted cursor back before planning at the database's `now`,
+/// so that no row the database stamps from now on lies behind it:
+/// - a watermark (or an origin) after `now - delay` was saved on a clock
+///   ahead of the database's (an older version planned on this computer's
+///   clock, the database was moved or restored): it goes back to
+///   `now - delay`;
+/// - `earliest_new` is the earliest stamp a row written since the previous
+///   clock sample can bear: that sample's database time, or the database's
+///   now minus the (monotonic) time since that sample if that is earlier,
+///   which happens only when the database's clock went back. The watermark
+///   goes back to it too.
+///
+/// Rows between the new and the old watermark are read again; the cloud
+/// keeps each row once. `None` when the cursor can stay.
+pub fn pull_back(
+    schedule: &ImportSchedule,
+    cursor: Cursor,
+    now: DateTime<Utc>,
+    earliest_new: Option<DateTime<Utc>>,
+) -> Option<PullBack> {
+    let target = now - schedule.delay;
+    let bound = earliest_new.map_or(target, |e| e.min(target));
+    let after = Cursor {
+        origin: cursor.origin.min(bound),
+        watermark: cursor.watermark.map(|w| w.min(bound)),
+    };
+    (after != cursor).then(|| PullBack {
+        before: cursor,
+        after,
+        now,
+        clock_went_back: cursor.watermark.unwrap_or(cursor.origin) <= target,
+    })
+}
+
 /// The origin of an import's first plan at `now`: see the module docs.
 pub fn first_start(schedule: &ImportSchedule, now: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
     let target = now - schedule.delay;
@@ -1007,6 +1100,277 @@ mod tests {
             .is_empty());
         assert_eq!(Window::new(now, now), None);
         assert_eq!(Window::new(now, target), None);
+    }
+
+    #[test]
+    fn a_watermark_in_the_future_is_pulled_back_to_the_databases_now_minus_the_delay() {
+        let s = schedule(5, 0, 0);
+        let now = utc("2026-12-02T10:00:00Z");
+        let bound = now - DEFAULT_DELAY;
+        let future = Cursor {
+            origin: utc("2026-12-02T09:00:00Z"),
+            watermark: Some(utc("2026-12-03T10:00:00Z")),
+        };
+        let pulled = pull_back(&s, future, now, None).unwrap();
+        assert_eq!(
+            pulled.after,
+            Cursor {
+                origin: future.origin,
+                watermark: Some(bound)
+            }
+        );
+        assert!(!pulled.clock_went_back);
+        assert_eq!(
+            pulled.to_string(),
+            "the saved watermark 2026-12-03T10:00:00Z is in the future of the database's clock \
+             (now 2026-12-02T10:00:00Z); reading again from 2026-12-02T09:59:00Z (the cloud \
+             keeps each row once)"
+        );
+        // The next plan reads on from there, and a commit moves it again.
+        let c = commit_all(pulled.after, &plan(&s, Some(pulled.after), now, UTC, 5));
+        let later = now + Duration::seconds(5);
+        let p = plan(&s, Some(c), later, UTC, 5);
+        assert_eq!(
+            p.windows,
+            [Window::new(bound, later - DEFAULT_DELAY).unwrap()]
+        );
+        // An origin in the future (a first plan on a clock a day ahead).
+        let first = Cursor {
+            origin: utc("2026-12-03T09:58:00Z"),
+            watermark: None,
+        };
+        let pulled = pull_back(&s, first, now, None).unwrap();
+        assert_eq!(pulled.after.origin, bound);
+        assert!(pulled.to_string().starts_with(
+            "the saved start 2026-12-03T09:58:00Z is in the future of the database's clock"
+        ));
+        // Nothing to do for a cursor at or before the bound.
+        let fine = Cursor {
+            origin: future.origin,
+            watermark: Some(bound),
+        };
+        assert_eq!(pull_back(&s, fine, now, None), None);
+        assert_eq!(pull_back(&s, fine, now, Some(bound)), None);
+    }
+
+    #[test]
+    fn a_database_clock_that_went_back_pulls_the_watermark_to_the_earliest_new_stamp() {
+        let s = schedule(5, 0, 0);
+        // The last tick ran at database time 10:00:00 and read up to 09:59:00;
+        // five seconds later the database says 09:00:05: its clock went back
+        // an hour at some moment in between, so rows written since bear
+        // stamps from 09:00:00 on.
+        let c = Cursor {
+            origin: utc("2026-12-02T08:00:00Z"),
+            watermark: Some(utc("2026-12-02T09:59:00Z")),
+        };
+        let now = utc("2026-12-02T09:00:05Z");
+        let earliest = utc("2026-12-02T09:00:00Z");
+        let pulled = pull_back(&s, c, now, Some(earliest)).unwrap();
+        assert_eq!(pulled.after.watermark, Some(now - DEFAULT_DELAY));
+        assert!(earliest > now - DEFAULT_DELAY);
+        assert!(
+            !pulled.clock_went_back,
+            "the watermark is also in the future"
+        );
+        // A clock that went back by less than the delay leaves the watermark
+        // after now - delay, yet before the earliest new stamp.
+        let c = Cursor {
+            origin: utc("2026-12-02T08:00:00Z"),
+            watermark: Some(utc("2026-12-02T09:58:50Z")),
+        };
+        let now = utc("2026-12-02T10:00:00Z");
+        let pulled = pull_back(&s, c, now, Some(utc("2026-12-02T09:58:30Z"))).unwrap();
+        assert!(pulled.clock_went_back);
+        assert_eq!(pulled.after.watermark, Some(utc("2026-12-02T09:58:30Z")));
+        assert!(pulled
+            .to_string()
+            .starts_with("the database's clock went back since the last run"));
+    }
+
+    /// A database whose clock may step, stamping the rows it stores; the
+    /// importer plans on that clock as `DbPollActor` does (pull back, plan,
+    /// read, commit) with reconcile 0, so any row behind a wrong watermark
+    /// stays unread.
+    struct StampingDatabase {
+        schedule: ImportSchedule,
+        tz: Tz,
+        /// True time: the monotonic clock of the importer.
+        t: DateTime<Utc>,
+        /// The database's clock minus true time.
+        offset: Duration,
+        /// Stamp, and whether a read returned it.
+        rows: Vec<(DateTime<Utc>, bool)>,
+        cursor: Option<Cursor>,
+        last_sample: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    }
+
+    impl StampingDatabase {
+        fn now(&self) -> DateTime<Utc> {
+            self.t + self.offset
+        }
+
+        fn write(&mut self) {
+            self.rows.push((self.now(), false));
+        }
+
+        fn tick(&mut self) {
+            let now = self.now();
+            let earliest_new = self
+                .last_sample
+                .map(|(database, at)| earliest_new_stamp(database, self.t - at, now));
+            self.last_sample = Some((now, self.t));
+            let mut cursor = self.cursor;
+            if let Some(pulled) =
+                cursor.and_then(|c| pull_back(&self.schedule, c, now, earliest_new))
+            {
+                assert!(pulled.after.watermark <= pulled.before.watermark);
+                cursor = Some(pulled.after);
+            }
+            let p = plan(&self.schedule, cursor, now, self.tz, 3);
+            let c = cursor.unwrap_or(Cursor {
+                origin: p.origin,
+                watermark: None,
+            });
+            for w in &p.windows {
+                for row in self.rows.iter_mut().filter(|r| w.contains(r.0)) {
+                    row.1 = true;
+                }
+            }
+            self.cursor = Some(commit_all(c, &p));
+        }
+    }
+
+    #[test]
+    fn every_row_the_database_stamps_is_read_whatever_its_clock_does() {
+        let zones = [UTC, Berlin, New_York, Lord_Howe];
+        for seed in 1..=300u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let every = [5, 10, 60, 900][rng.below(4) as usize];
+            let mut db = StampingDatabase {
+                schedule: ImportSchedule {
+                    every: StdDuration::from_secs(every),
+                    reconcile: Duration::zero(),
+                    backfill: Duration::zero(),
+                    delay: delay_for(StdDuration::from_secs(every)),
+                },
+                tz: zones[rng.below(zones.len() as u64) as usize],
+                t: utc("2020-01-01T00:00:00Z")
+                    + Duration::seconds(rng.below(8 * 365 * 86_400) as i64),
+                offset: Duration::zero(),
+                rows: Vec::new(),
+                cursor: None,
+                last_sample: None,
+            };
+            let every = Duration::seconds(every as i64);
+            // The import starts before the rows: what came before its first
+            // tick is history it was not asked for (no back-fill).
+            db.tick();
+            for _ in 0..200 {
+                // Between two ticks: rows, and perhaps one step of the
+                // database's clock (back or forth, up to two days, or back
+                // to true time), before, between or after them. (A step
+                // back and forth again between two ticks is invisible to
+                // any sample at the ticks: only a reconcile covers that.)
+                let mut stepped = false;
+                for _ in 0..rng.below(4) {
+                    match rng.below(8) {
+                        0 | 1 if stepped => db.write(),
+                        0 => {
+                            let step = rng.below(4 * 86_400) as i64 - 2 * 86_400;
+                            db.offset += Duration::seconds(step);
+                            stepped = true;
+                        }
+                        1 => {
+                            db.offset = Duration::zero();
+                            stepped = true;
+                        }
+                        _ => db.write(),
+                    }
+                    db.t += Duration::milliseconds(
+                        rng.below(every.num_milliseconds() as u64 / 3) as i64
+                    );
+                }
+                db.t += every;
+                db.tick();
+            }
+            // From here the database's clock runs steadily: rows stamped in
+            // its future are read when it gets there.
+            let last = db.rows.iter().map(|r| r.0).max();
+            while last.is_some_and(|last| db.now() - db.schedule.delay <= last) {
+                db.t += Duration::hours(6).max(every);
+                db.tick();
+            }
+            db.t += every;
+            db.tick();
+            let lost = db.rows.iter().filter(|r| !r.1).count();
+            assert_eq!(
+                lost,
+                0,
+                "seed {seed}: {lost} of {} rows never read",
+                db.rows.len()
+            );
+        }
+    }
+
+    #[test]
+    fn a_database_on_local_time_across_the_autumn_change_loses_no_row() {
+        use crate::db::clock::{sample, ClockAnswer, ClockZone};
+        // The database keeps Berlin wall time without offset, stamps rows
+        // with it, and tells it as text. 2024-10-27: 02:00-03:00 local
+        // happens twice. With this computer's clock within 30 min the
+        // repeated hour is read as the right occurrence; 40 min off, the
+        // wrong one, and the database's clock seems to step by an hour:
+        // the pull-back re-reads what that would skip.
+        for client_ahead in [0, 20, 40, -40] {
+            let s = schedule(600, 0, 0);
+            let mut t = utc("2024-10-26T22:00:00Z");
+            let mut stamps: Vec<(NaiveDateTime, bool)> = Vec::new();
+            let mut cursor: Option<Cursor> = None;
+            let mut last: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
+            while t < utc("2024-10-27T06:00:00Z") {
+                stamps.push((local_naive(t, Berlin), false));
+                t += Duration::minutes(5);
+                let text = local_naive(t, Berlin)
+                    .format("%Y-%m-%d %H:%M:%S%.6f")
+                    .to_string();
+                let client = t + Duration::minutes(client_ahead);
+                let answer = ClockAnswer {
+                    text,
+                    zone: ClockZone::Local,
+                    asked_at: client,
+                    answered_at: client,
+                };
+                let now = sample(&answer, Berlin).unwrap().database;
+                let earliest_new =
+                    last.map(|(database, at)| earliest_new_stamp(database, t - at, now));
+                last = Some((now, t));
+                let mut c = cursor;
+                if let Some(pulled) = c.and_then(|c| pull_back(&s, c, now, earliest_new)) {
+                    c = Some(pulled.after);
+                }
+                let p = plan(&s, c, now, Berlin, 5);
+                let c = c.unwrap_or(Cursor {
+                    origin: p.origin,
+                    watermark: None,
+                });
+                for w in &p.windows {
+                    let (first, second) = bind_parameters(w, Berlin);
+                    for row in stamps.iter_mut().filter(|r| first <= r.0 && r.0 < second) {
+                        row.1 = true;
+                    }
+                }
+                cursor = Some(commit_all(c, &p));
+                t += Duration::minutes(5);
+            }
+            let lost: Vec<_> = stamps.iter().filter(|r| !r.1).map(|r| r.0).collect();
+            assert_eq!(
+                lost,
+                [],
+                "of {} rows, client {client_ahead} min ahead",
+                stamps.len()
+            );
+        }
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //! window it ends ([`super::planner::CommitTracker`]), and never moves
 //! backwards: a late or repeated confirmation cannot undo progress, and a
 //! crash between the commit and the write only means that window is read
-//! again (same rows, same idempotency key, nothing duplicated).
+//! again (same rows, same idempotency key, nothing duplicated). The one
+//! exception is [`WatermarkStore::pull_back`], for a watermark in the future
+//! of the database's clock: it reads more, never less.
 //!
 //! Blocking (small file writes with fsync): call it off the actor runtime, or
 //! accept a few milliseconds per commit.
@@ -185,6 +187,27 @@ impl WatermarkStore {
         })
     }
 
+    /// Moves an import's origin and watermark back to `to`: the one way a
+    /// watermark goes backwards, for a watermark in the future of the
+    /// database's clock ([`super::planner::pull_back`]). Returns whether it
+    /// moved; never moves anything forward.
+    pub fn pull_back(&mut self, import_id: &str, to: Cursor) -> Result<bool, WatermarkError> {
+        self.update(|imports| {
+            let Some(progress) = imports.get_mut(import_id) else {
+                return false;
+            };
+            let origin = progress.origin.map(|o| o.min(to.origin));
+            let watermark = match (progress.watermark, to.watermark) {
+                (Some(current), Some(to)) => Some(current.min(to)),
+                (current, _) => current,
+            };
+            let changed = (origin, watermark) != (progress.origin, progress.watermark);
+            progress.origin = origin;
+            progress.watermark = watermark;
+            changed
+        })
+    }
+
     /// Remembers when the import last ran, for `next_run` after a restart.
     pub fn record_run(&mut self, import_id: &str, at: DateTime<Utc>) -> Result<(), WatermarkError> {
         self.update(|imports| {
@@ -250,6 +273,41 @@ mod tests {
 
     fn utc(text: &str) -> DateTime<Utc> {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn only_pull_back_moves_a_watermark_backwards_and_it_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = WatermarkStore::open(dir.path(), "int_1").unwrap();
+        let to = Cursor {
+            origin: utc("2026-12-02T08:00:00Z"),
+            watermark: Some(utc("2026-12-02T09:00:00Z")),
+        };
+        assert!(
+            !store.pull_back("agent_status", to).unwrap(),
+            "nothing to pull back"
+        );
+        store
+            .begin("agent_status", utc("2026-12-02T09:30:00Z"), None)
+            .unwrap();
+        store
+            .advance("agent_status", utc("2026-12-03T09:00:00Z"))
+            .unwrap();
+        assert!(!store
+            .advance("agent_status", utc("2026-12-02T09:00:00Z"))
+            .unwrap());
+        assert!(store.pull_back("agent_status", to).unwrap());
+        assert_eq!(store.cursor("agent_status"), Some(to));
+        let later = Cursor {
+            origin: utc("2026-12-02T08:30:00Z"),
+            watermark: Some(utc("2026-12-02T09:30:00Z")),
+        };
+        assert!(
+            !store.pull_back("agent_status", later).unwrap(),
+            "never forward"
+        );
+        let reopened = WatermarkStore::open(dir.path(), "int_1").unwrap();
+        assert_eq!(reopened.cursor("agent_status"), Some(to));
     }
 
     #[test]
