@@ -36,9 +36,6 @@ use crate::state::instance_lock::{InstanceLock, LockError};
 use crate::state::StateDir;
 use crate::status::{ClientStatus, StatusBoard};
 
-/// Uploads in flight at once.
-pub const UPLOAD_CONCURRENCY: usize = 2;
-
 pub fn run(config_path: &Path, console: bool) -> Result<(), Failure> {
     crate::malloc::limit_retained_memory();
     let config_path =
@@ -269,7 +266,7 @@ fn children(
                 cloud_url: cloud_url.clone(),
                 pairing: pairing.clone(),
                 board: board.clone(),
-                concurrency: UPLOAD_CONCURRENCY,
+                concurrency: crate::actors::uploader::DEFAULT_CONCURRENCY,
                 listener: Arc::clone(&delivery_listener),
             })
         }
