@@ -16,7 +16,7 @@ use crate::actors::config::{
     PairingNews,
 };
 use crate::actors::control::ControlActor;
-use crate::actors::db_poll::{self, DbAssignmentNews, DbDelivered, DbPollActor, DbPollSettings};
+use crate::actors::db_poll::{self, DbDelivered, DbPollActor, DbPollSettings};
 use crate::actors::folder_watch::{
     self, AssignmentNews, Delivered, FolderWatchActor, FolderWatchSettings,
 };
@@ -177,7 +177,7 @@ fn children(
                 importer.do_send(AssignmentNews(integration.cloned()));
             }
             if let Some(importer) = db_poll.get() {
-                importer.do_send(DbAssignmentNews(integration.cloned()));
+                importer.do_send(FeedAssignmentNews(integration.cloned()));
             }
         })
     };

@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 
+use crate::actors::config::AssignmentNews;
 use crate::actors::slot::Slot;
 use crate::actors::supervisor::Shutdown;
 use crate::actors::uploader::{Delivery, Enqueued, UploaderActor};
@@ -902,15 +903,10 @@ impl Actor for DbPollActor {
     }
 }
 
-/// The current assignment (from ConfigActor).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct DbAssignmentNews(pub Option<Integration>);
-
-impl Handler<DbAssignmentNews> for DbPollActor {
+impl Handler<AssignmentNews> for DbPollActor {
     type Result = ();
 
-    fn handle(&mut self, DbAssignmentNews(integration): DbAssignmentNews, ctx: &mut Context<Self>) {
+    fn handle(&mut self, AssignmentNews(integration): AssignmentNews, ctx: &mut Context<Self>) {
         self.apply_assignment(integration.as_ref(), ctx);
     }
 }
