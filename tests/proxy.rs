@@ -25,14 +25,16 @@ struct Https {
 
 /// A CA and a certificate for 127.0.0.1 signed by it, as PEM files.
 fn throwaway_ca() -> Https {
+    throwaway_ca_named("proxy test CA")
+}
+
+fn throwaway_ca_named(name: &str) -> Https {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
     let dir = tempfile::tempdir().unwrap();
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "proxy test CA");
+    ca_params.distinguished_name.push(DnType::CommonName, name);
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let key = KeyPair::generate().unwrap();
@@ -150,4 +152,77 @@ fn wrong_proxy_credentials_are_named_and_not_shown() {
         "the wrong password is not shown: {log}"
     );
     assert!(log.contains(&format!("{USER}:***@")), "{log}");
+}
+
+/// Issue 14, item 1: a running client refuses a certificate signed by a CA
+/// it does not know (a TLS-inspecting proxy's, here played by the emulator),
+/// and trusts it without a restart once the admin installs that CA. The
+/// trust store is the PEM bundle `SSL_CERT_FILE` names, replaced by a
+/// rename, as `update-ca-certificates` replaces
+/// /etc/ssl/certs/ca-certificates.crt (the real OS store needs root).
+#[test]
+fn a_ca_installed_while_the_client_runs_is_trusted_without_a_restart() {
+    let tls = throwaway_ca();
+    let unrelated = throwaway_ca_named("some other CA");
+    let cloud = https_emulator(&tls);
+    let integration = cloud.create_csv_integration("New CA");
+    let install = InstallDir::new();
+    std::fs::create_dir_all(install.path().join("import")).unwrap();
+    install.write_config(&format!(
+        "[app]\nimportDirectory = \"import\"\n[cloud]\nurl = \"{}\"\n[csv]\nsettleSeconds = 1\n",
+        cloud.url
+    ));
+    let bundle = install.path().join("ca-certificates.crt");
+    std::fs::copy(&unrelated.ca_pem, &bundle).unwrap();
+    let mut command = install.command(&["run"]);
+    command
+        .env("SSL_CERT_FILE", &bundle)
+        .env_remove("SSL_CERT_DIR")
+        .env_remove("https_proxy")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let _client = ClientProcess::spawn(command);
+
+    let log = install.wait_for_log("is not trusted (unknown issuer)", Duration::from_secs(30));
+    assert!(!log.contains("Enter your pin"), "{log}");
+
+    let both = format!(
+        "{}{}",
+        std::fs::read_to_string(&unrelated.ca_pem).unwrap(),
+        std::fs::read_to_string(&tls.ca_pem).unwrap()
+    );
+    let fresh = install.path().join("ca-certificates.crt.new");
+    std::fs::write(&fresh, both).unwrap();
+    std::fs::rename(&fresh, &bundle).unwrap();
+    let installed = std::time::Instant::now();
+
+    // Generous: the target is about a minute, and speed is not asserted.
+    let pin = install.wait_for_pin(1, Duration::from_secs(200));
+    eprintln!(
+        "a PIN came {:.1} s after the CA entered the trust store",
+        installed.elapsed().as_secs_f64()
+    );
+    let log = install.read_log();
+    assert!(
+        log.contains("now trusts the certificate of 127.0.0.1"),
+        "the log says the reloaded roots made TLS work: {log}"
+    );
+    assert_eq!(cloud.connect(&pin, &integration), 200);
+    install.wait_for_log("watching", Duration::from_secs(30));
+    let content = b"Queue;Date;Time;IncomingCalls\nNew CA;25/05/2020;08:00;15\n";
+    std::fs::write(install.path().join("import").join("new-ca.csv"), content).unwrap();
+    let import = wait_for("the upload", Duration::from_secs(60), || {
+        cloud.imports().into_iter().next()
+    });
+    assert_eq!(
+        cloud.import_content(import["import_id"].as_str().unwrap()),
+        content
+    );
+    eprintln!(
+        "imported {:.1} s after the CA entered the trust store",
+        installed.elapsed().as_secs_f64()
+    );
 }
