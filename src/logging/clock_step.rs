@@ -79,7 +79,9 @@ impl ClockStepDetector {
         let wall_progress = wall - before;
         let monotonic_progress =
             TimeDelta::from_std(monotonic.saturating_duration_since(then)).ok()?;
-        let by = wall_progress - monotonic_progress;
+        // Checked: a monotonic clock that claims centuries passed must not
+        // panic the logger.
+        let by = wall_progress.checked_sub(&monotonic_progress)?;
         let threshold = TimeDelta::from_std(CLOCK_STEP_THRESHOLD).ok()?;
         (by.abs() > threshold).then_some(ClockStep {
             before,
