@@ -31,6 +31,11 @@ impl Backoff {
         Backoff::new(Duration::from_secs(1), Duration::from_secs(300))
     }
 
+    /// The longest delay this policy gives.
+    pub fn cap(&self) -> Duration {
+        self.cap
+    }
+
     /// Failures since the last reset.
     pub fn failures(&self) -> u32 {
         self.failures

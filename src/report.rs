@@ -72,7 +72,8 @@ pub fn chain(error: &(dyn Error + 'static)) -> String {
     out
 }
 
-/// `1.5 s`, `3 min 20 s`, `2 h 5 min`: for log lines a person reads.
+/// `1.5 s`, `3 min 20 s`, `2 h 5 min`, `1 day 3 h`: for log lines a person
+/// reads.
 pub fn human_duration(d: Duration) -> String {
     let secs = d.as_secs();
     if secs < 10 && d.subsec_millis() > 0 {
@@ -84,8 +85,15 @@ pub fn human_duration(d: Duration) -> String {
             0 => format!("{} min", secs / 60),
             s => format!("{} min {s} s", secs / 60),
         }
-    } else {
+    } else if secs < 86_400 {
         format!("{} h {} min", secs / 3600, (secs % 3600) / 60)
+    } else {
+        let days = secs / 86_400;
+        let unit = if days == 1 { "day" } else { "days" };
+        match (secs % 86_400) / 3600 {
+            0 => format!("{days} {unit}"),
+            h => format!("{days} {unit} {h} h"),
+        }
     }
 }
 
@@ -104,6 +112,11 @@ mod tests {
         assert_eq!(human_duration(Duration::from_secs(200)), "3 min 20 s");
         assert_eq!(human_duration(Duration::from_secs(300)), "5 min");
         assert_eq!(human_duration(Duration::from_secs(7500)), "2 h 5 min");
+        assert_eq!(human_duration(Duration::from_secs(86_400)), "1 day");
+        assert_eq!(
+            human_duration(Duration::from_secs(2 * 86_400 + 3 * 3600 + 59)),
+            "2 days 3 h"
+        );
     }
 
     #[test]

@@ -13,6 +13,9 @@ use injixo_cloud_link::actors::log_rotator::LogRotatorActor;
 use injixo_cloud_link::actors::supervisor::Shutdown;
 use injixo_cloud_link::logging::{self, rotation, Clock, LogSettings, CURRENT_LOG_FILE_NAME};
 
+#[path = "support/logs.rs"]
+mod logs;
+
 /// Stands still until the test moves it.
 struct ManualClock {
     now: Mutex<DateTime<Tz>>,
@@ -189,4 +192,82 @@ async fn without_keep_days_no_log_is_ever_deleted() {
     ];
     expected.extend(FOREIGN);
     assert_eq!(names, sorted(&expected));
+}
+
+/// Issue 14, item 5: the clock runs a day ahead for a moment before midnight
+/// and is then corrected. Every line lands in a file of its own day, the
+/// real midnight still rotates, and each step is one warning.
+#[actix_rt::test]
+async fn a_clock_step_and_its_correction_keep_every_day_in_its_own_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let clock = ManualClock::at(berlin(2026, 12, 2, 23, 59, 58, 0));
+    let settings = LogSettings {
+        install_dir: dir.to_path_buf(),
+        verbose: false,
+        console: false,
+        keep_days: None,
+        event_log: None,
+    };
+    let (subscriber, logging) = logging::build_with_clock(&settings, clock.clone()).unwrap();
+    let subscriber_guard = tracing::subscriber::set_default(subscriber);
+    let current = dir.join(CURRENT_LOG_FILE_NAME);
+    let current_log = || fs::read_to_string(&current).unwrap_or_default();
+    tracing::info!(target: "injixo_cloud_link::daemon", "A: before the step");
+    let rotator = LogRotatorActor::with_clock(logging.rotation(), None, logging.clock()).start();
+    wait_until("the rotator has scheduled midnight", || {
+        clock.schedules_computed.load(Ordering::SeqCst) > 0
+    })
+    .await;
+
+    clock.set(berlin(2026, 12, 3, 23, 59, 58, 100));
+    tracing::info!(target: "injixo_cloud_link::daemon", "B: a day ahead");
+    wait_until("the forward step is logged", || {
+        current_log().contains("clock jumped forward")
+    })
+    .await;
+
+    clock.set(berlin(2026, 12, 2, 23, 59, 58, 300));
+    tracing::info!(target: "injixo_cloud_link::daemon", "C: corrected");
+    wait_until("the backward step is logged", || {
+        current_log().contains("clock jumped back")
+    })
+    .await;
+
+    clock.set(berlin(2026, 12, 3, 0, 0, 0, 100));
+    wait_until("the real midnight rotates", || {
+        current_log().contains("day ended")
+    })
+    .await;
+    tracing::info!(target: "injixo_cloud_link::daemon", "D: the next day");
+
+    rotator.send(Shutdown).await.unwrap();
+    wait_until("the rotator has stopped", || !rotator.connected()).await;
+    drop(subscriber_guard);
+    drop(logging);
+
+    let files = logs::log_files(dir);
+    logs::assert_each_day_in_its_own_file(
+        &files,
+        &[
+            "injixo-cloud-link.2026-12-02.1.log",
+            "injixo-cloud-link.2026-12-02.2.log",
+            "injixo-cloud-link.2026-12-03.1.log",
+            CURRENT_LOG_FILE_NAME,
+        ],
+        "2026-12-03",
+    );
+    let text = |i: usize| files[i].1.join("\n");
+    assert!(text(0).contains("A: before the step"), "{files:#?}");
+    assert!(text(2).contains("B: a day ahead"), "{files:#?}");
+    let forward = logs::the_one_line(&files[2].1, "WARN");
+    assert!(
+        forward.contains("the clock jumped forward by 1 day"),
+        "{forward}"
+    );
+    assert!(text(1).contains("C: corrected"), "{files:#?}");
+    let back = logs::the_one_line(&files[1].1, "WARN");
+    assert!(back.contains("the clock jumped back by 1 day"), "{back}");
+    assert!(text(3).contains("day ended"), "{files:#?}");
+    assert!(text(3).contains("D: the next day"), "{files:#?}");
 }

@@ -25,14 +25,16 @@ struct Https {
 
 /// A CA and a certificate for 127.0.0.1 signed by it, as PEM files.
 fn throwaway_ca() -> Https {
+    throwaway_ca_named("proxy test CA")
+}
+
+fn throwaway_ca_named(name: &str) -> Https {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
     let dir = tempfile::tempdir().unwrap();
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "proxy test CA");
+    ca_params.distinguished_name.push(DnType::CommonName, name);
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let key = KeyPair::generate().unwrap();
@@ -150,4 +152,143 @@ fn wrong_proxy_credentials_are_named_and_not_shown() {
         "the wrong password is not shown: {log}"
     );
     assert!(log.contains(&format!("{USER}:***@")), "{log}");
+}
+
+/// A CSV install folder for `cloud`, settling files after 1 s.
+fn csv_install(cloud: &Emulator) -> InstallDir {
+    let install = InstallDir::new();
+    std::fs::create_dir_all(install.path().join("import")).unwrap();
+    install.write_config(&format!(
+        "[app]\nimportDirectory = \"import\"\n[cloud]\nurl = \"{}\"\n[csv]\nsettleSeconds = 1\n",
+        cloud.url
+    ));
+    install
+}
+
+/// `run` trusting the PEM bundle `bundle` (and the bundled roots), with no
+/// proxy.
+fn spawn_trusting(install: &InstallDir, bundle: &std::path::Path) -> ClientProcess {
+    let mut command = install.command(&["run"]);
+    command
+        .env("SSL_CERT_FILE", bundle)
+        .env_remove("SSL_CERT_DIR")
+        .env_remove("https_proxy")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    ClientProcess::spawn(command)
+}
+
+/// Replaces `bundle` by one with the CAs `pems`, by a rename, as
+/// `update-ca-certificates` replaces /etc/ssl/certs/ca-certificates.crt.
+fn write_bundle(bundle: &std::path::Path, pems: &[&std::path::Path]) {
+    let text: String = pems
+        .iter()
+        .map(|pem| std::fs::read_to_string(pem).unwrap())
+        .collect();
+    let fresh = bundle.with_extension("new");
+    std::fs::write(&fresh, text).unwrap();
+    std::fs::rename(&fresh, bundle).unwrap();
+}
+
+const NEW_CA_CSV: &[u8] = b"Queue;Date;Time;IncomingCalls\nNew CA;25/05/2020;08:00;15\n";
+
+/// Waits (generously: the target is about a minute, and speed is not
+/// asserted) until the cloud has `NEW_CA_CSV`, and says when it came.
+fn wait_for_the_import(cloud: &Emulator, installed: std::time::Instant) {
+    let import = wait_for("the upload", Duration::from_secs(200), || {
+        cloud.imports().into_iter().next()
+    });
+    assert_eq!(
+        cloud.import_content(import["import_id"].as_str().unwrap()),
+        NEW_CA_CSV
+    );
+    eprintln!(
+        "imported {:.1} s after the CA entered the trust store",
+        installed.elapsed().as_secs_f64()
+    );
+}
+
+/// Issue 14, item 1: a running client refuses a certificate signed by a CA
+/// it does not know (a TLS-inspecting proxy's, here played by the emulator),
+/// and trusts it without a restart once the admin installs that CA. The
+/// trust store is the PEM bundle `SSL_CERT_FILE` names (the real OS store
+/// needs root).
+#[test]
+fn a_ca_installed_while_the_client_runs_is_trusted_without_a_restart() {
+    let tls = throwaway_ca();
+    let unrelated = throwaway_ca_named("some other CA");
+    let cloud = https_emulator(&tls);
+    let integration = cloud.create_csv_integration("New CA");
+    let install = csv_install(&cloud);
+    let bundle = install.path().join("ca-certificates.crt");
+    write_bundle(&bundle, &[&unrelated.ca_pem]);
+    let _client = spawn_trusting(&install, &bundle);
+
+    let log = install.wait_for_log("is not trusted (unknown issuer)", Duration::from_secs(30));
+    assert!(!log.contains("Enter your pin"), "{log}");
+    write_bundle(&bundle, &[&unrelated.ca_pem, &tls.ca_pem]);
+    let installed = std::time::Instant::now();
+
+    let pin = install.wait_for_pin(1, Duration::from_secs(200));
+    eprintln!(
+        "a PIN came {:.1} s after the CA entered the trust store",
+        installed.elapsed().as_secs_f64()
+    );
+    let log = install.read_log();
+    assert!(
+        log.contains("now trusts the certificate of 127.0.0.1"),
+        "the log says the reloaded roots made TLS work: {log}"
+    );
+    assert_eq!(cloud.connect(&pin, &integration), 200);
+    install.wait_for_log("watching", Duration::from_secs(30));
+    std::fs::write(install.path().join("import").join("new-ca.csv"), NEW_CA_CSV).unwrap();
+    wait_for_the_import(&cloud, installed);
+}
+
+/// The same for a linked client whose uploads are refused: a proxy was put
+/// in its way (here: the CA left the store) while it was stopped, and a
+/// file waits in the spool. Its uploads go through about a minute after the
+/// CA is installed, though the upload backoff had grown meanwhile.
+#[test]
+fn a_linked_client_uploads_without_a_restart_once_the_ca_is_installed() {
+    let tls = throwaway_ca();
+    let unrelated = throwaway_ca_named("some other CA");
+    let cloud = https_emulator(&tls);
+    let integration = cloud.create_csv_integration("New CA, linked");
+    let install = csv_install(&cloud);
+    let bundle = install.path().join("ca-certificates.crt");
+    write_bundle(&bundle, &[&tls.ca_pem]);
+    let client = spawn_trusting(&install, &bundle);
+    let pin = install.wait_for_pin(1, Duration::from_secs(30));
+    assert_eq!(cloud.connect(&pin, &integration), 200);
+    install.wait_for_log("watching", Duration::from_secs(30));
+    let (status, _) = client.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{status:?}");
+
+    write_bundle(&bundle, &[&unrelated.ca_pem]);
+    std::fs::write(install.path().join("import").join("new-ca.csv"), NEW_CA_CSV).unwrap();
+    let _client = spawn_trusting(&install, &bundle);
+    wait_for(
+        "a refused upload in the log",
+        Duration::from_secs(60),
+        || {
+            let log = install.read_log();
+            (log.contains("upload of new-ca.csv failed: TLS with")
+                && log.contains("is not trusted (unknown issuer)"))
+            .then_some(())
+        },
+    );
+    write_bundle(&bundle, &[&unrelated.ca_pem, &tls.ca_pem]);
+    let installed = std::time::Instant::now();
+    wait_for_the_import(&cloud, installed);
+    assert!(
+        install
+            .read_log()
+            .contains("now trusts the certificate of 127.0.0.1"),
+        "{}",
+        install.read_log()
+    );
 }

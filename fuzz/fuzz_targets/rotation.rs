@@ -1,15 +1,19 @@
 //! Rotated log file names and the calendar of rotation. Any name that parses
 //! is the name its date and number format to; the next rotated name never
 //! reuses a number; a record's date is only ever its first ten bytes; the
-//! next local midnight lies in the future; retention keeps today.
+//! next local midnight lies in the future; retention keeps today; a line
+//! starts a new file exactly when its day is not the file's; clock samples,
+//! however wild, never panic the step detector, which reports only steps
+//! beyond its threshold.
 #![no_main]
 
-use chrono::{Days, NaiveDate};
+use chrono::{Days, NaiveDate, TimeDelta};
+use injixo_cloud_link::logging::clock_step::{ClockStepDetector, CLOCK_STEP_THRESHOLD};
 use injixo_cloud_link::logging::rotation::{
     expired_file_names, format_rotated_file_name, is_expired, next_local_midnight,
-    parse_rotated_file_name, record_date, rotated_file_name, short_target,
+    parse_rotated_file_name, record_date, rotated_file_name, short_target, starts_new_file,
 };
-use injixo_cloud_link_fuzz::{instant, time_zone};
+use injixo_cloud_link_fuzz::{instant, step, time_zone};
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 
@@ -58,6 +62,16 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
         let text = std::str::from_utf8(&record[..10]).unwrap();
         assert_eq!(date.format("%Y-%m-%d").to_string(), text);
     }
+    let file_day = instant(u)?.date_naive();
+    assert!(!starts_new_file(file_day, None));
+    assert!(!starts_new_file(file_day, Some(file_day)));
+    let record_day = record_date(record);
+    assert_eq!(
+        starts_new_file(file_day, record_day),
+        record_day.is_some_and(|day| day != file_day)
+    );
+
+    clock_steps(u, &tz)?;
 
     let local = now.with_timezone(&tz);
     let midnight = next_local_midnight(&local);
@@ -115,4 +129,31 @@ fn folder_listing(u: &mut Unstructured<'_>, today: NaiveDate) -> Result<Vec<Stri
         });
     }
     Ok(names)
+}
+
+/// Wall-clock samples anywhere in the calendar, the monotonic clock moving
+/// by small steps or years.
+fn clock_steps(u: &mut Unstructured<'_>, tz: &chrono_tz::Tz) -> Result<()> {
+    let threshold = TimeDelta::from_std(CLOCK_STEP_THRESHOLD).unwrap();
+    let mut detector = ClockStepDetector::default();
+    let mut monotonic = std::time::Instant::now();
+    for _ in 0..u.int_in_range(1..=8)? {
+        let wall = if u.arbitrary()? {
+            instant(u)?
+        } else {
+            let Some(wall) = instant(u)?.checked_add_signed(step(u)?) else {
+                continue;
+            };
+            wall
+        };
+        let wall = wall.with_timezone(tz).fixed_offset();
+        let elapsed = step(u)?.abs().to_std().unwrap_or_default();
+        monotonic = monotonic.checked_add(elapsed).unwrap_or(monotonic);
+        if let Some(found) = detector.observe(wall, monotonic) {
+            assert!(found.by.abs() > threshold, "{found:?}");
+            assert_eq!(found.after, wall);
+            let _ = found.to_string();
+        }
+    }
+    Ok(())
 }

@@ -5,14 +5,20 @@
 //! dates (see `crate::logging`). At local midnight this actor logs one line
 //! dated with the new day, so the writer rotates even when nothing else is
 //! logging, and the new file starts with a line saying why it exists.
+//!
+//! It also watches the wall clock against the monotonic one, and warns once
+//! per step of more than a minute: lines before and after a step carry
+//! times that do not follow each other, and the admin reading them needs to
+//! know why. After a step the midnight timer is set again from the new time.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, SpawnHandle};
 use chrono::{DateTime, FixedOffset};
 
 use crate::actors::supervisor::Shutdown;
+use crate::logging::clock_step::ClockStepDetector;
 use crate::logging::{delete_expired_logs, Clock, RotationHandle, SystemClock};
 
 /// The longest the actor sleeps before it looks at the clock again, so a
@@ -20,12 +26,18 @@ use crate::logging::{delete_expired_logs, Clock, RotationHandle, SystemClock};
 /// monotonic timer) is noticed within this time rather than a day late.
 const MAX_SLEEP: Duration = Duration::from_secs(15 * 60);
 
+/// How often the wall clock is compared with the monotonic clock. Short, so
+/// that a step corrected a few seconds later is still seen both ways; two
+/// clock reads are all it costs.
+const CLOCK_CHECK_EVERY: Duration = Duration::from_secs(2);
+
 pub struct LogRotatorActor {
     rotation: RotationHandle,
     keep_days: Option<u32>,
     clock: Arc<dyn Clock>,
     next_midnight: Option<DateTime<FixedOffset>>,
     wake_up: Option<SpawnHandle>,
+    clock_steps: ClockStepDetector,
 }
 
 impl LogRotatorActor {
@@ -46,6 +58,7 @@ impl LogRotatorActor {
             clock,
             next_midnight: None,
             wake_up: None,
+            clock_steps: ClockStepDetector::default(),
         }
     }
 
@@ -66,6 +79,25 @@ impl LogRotatorActor {
         if self.next_midnight.is_some_and(|midnight| now >= midnight) {
             tracing::info!("day ended: rotating the log; the new file starts with this line");
             self.delete_expired_logs(now);
+        }
+        self.schedule_wake_up(ctx);
+    }
+
+    fn check_clock(&mut self, ctx: &mut Context<Self>) {
+        let Some(step) = self.clock_steps.observe(self.clock.now(), Instant::now()) else {
+            return;
+        };
+        let cause = if step.forward() {
+            "set forward, or the machine was suspended"
+        } else {
+            "set back"
+        };
+        tracing::warn!(
+            "{step} ({cause}); log lines around here do not follow each other in time, \
+             and each day's lines go to that day's log file"
+        );
+        if let Some(wake_up) = self.wake_up.take() {
+            ctx.cancel_future(wake_up);
         }
         self.schedule_wake_up(ctx);
     }
@@ -108,6 +140,8 @@ impl Actor for LogRotatorActor {
         // Logs may have expired while the daemon was not running.
         self.delete_expired_logs(self.clock.now());
         self.schedule_wake_up(ctx);
+        self.check_clock(ctx);
+        ctx.run_interval(CLOCK_CHECK_EVERY, |actor, ctx| actor.check_clock(ctx));
     }
 }
 

@@ -192,7 +192,7 @@ impl PairingActor {
                 }
                 Err(e) => {
                     act.cloud_failed("pairing", &e);
-                    let delay = act.backoff.fail_with_jitter(rand::random());
+                    let delay = act.retry_delay(&e);
                     act.flow = Some(ctx.run_later(delay, |act, ctx| act.begin_authorization(ctx)));
                 }
             });
@@ -271,7 +271,7 @@ impl PairingActor {
                 }
                 Err(e) => {
                     act.cloud_failed("pairing", &e);
-                    let delay = act.backoff.fail_with_jitter(rand::random()).max(
+                    let delay = act.retry_delay(&e).max(
                         act.authorization
                             .as_ref()
                             .map_or(Duration::ZERO, |a| a.interval),
@@ -443,7 +443,7 @@ impl PairingActor {
                     }
                     Err(e) => {
                         act.cloud_failed("token refresh", &e);
-                        let delay = act.backoff.fail_with_jitter(rand::random());
+                        let delay = act.retry_delay(&e);
                         act.refresh_timer = Some(ctx.run_later(delay, |act, ctx| act.refresh(ctx)));
                     }
                 }
@@ -496,12 +496,20 @@ impl PairingActor {
         });
     }
 
+    /// The jittered backoff delay after `e`, within the error's own cap.
+    fn retry_delay(&mut self, e: &HttpError) -> Duration {
+        let delay = self.backoff.fail_with_jitter(rand::random());
+        e.retry_cap().map_or(delay, |cap| delay.min(cap))
+    }
+
     fn cloud_failed(&mut self, what: &str, e: &HttpError) {
         let described = e.to_string();
         if self.failures.failed(&described) {
+            let longest = e.retry_cap().unwrap_or(self.backoff.cap());
             warn!(
-                "{what}: {}; retrying with growing delays (up to 5 min) until it works",
-                crate::report::chain(e)
+                "{what}: {}; retrying with growing delays (up to {}) until it works",
+                crate::report::chain(e),
+                crate::report::human_duration(longest)
             );
         }
         self.settings.board.update(|s| {

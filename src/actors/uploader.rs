@@ -559,6 +559,7 @@ impl UploaderActor {
             }
             Failure::Http { error, .. } if error.is_retryable() => {
                 let jittered = self.backoff.fail(started, now, rand::random());
+                let jittered = error.retry_cap().map_or(jittered, |cap| jittered.min(cap));
                 Verdict::Retry {
                     stage: resume,
                     delay: jittered.max(error.retry_after().unwrap_or_default()),

@@ -36,7 +36,13 @@ pub enum HttpError {
 
     /// The TLS handshake failed: an untrusted or wrong certificate, usually.
     #[error("TLS with {target} failed: {detail}")]
-    Tls { target: String, detail: String },
+    Tls {
+        target: String,
+        detail: String,
+        /// The server's certificate was refused: a matter of the trust
+        /// store, which the client reads again (see [`HttpError::retry_cap`]).
+        certificate_refused: bool,
+    },
 
     /// No complete answer within the request's timeout.
     #[error("no complete answer from {target} within {after:?}")]
@@ -116,6 +122,25 @@ impl HttpError {
             HttpError::InsecureUrl { .. } | HttpError::InvalidRequest { .. } => false,
             _ => true,
         }
+    }
+
+    /// The longest a retry of this request should wait, whatever the
+    /// backoff has grown to. A refused certificate is fixed on this machine
+    /// (an admin installs the CA of a TLS-inspecting proxy), and the trust
+    /// store is read again at the first refusal a minute or more after the
+    /// last read. Retrying at least every 15 s makes that refusal come soon
+    /// after the minute, so the client resumes about a minute after the
+    /// fix; it costs the cloud nothing, since no request gets through a
+    /// refused handshake (a TLS-inspecting proxy sees one handshake).
+    pub fn retry_cap(&self) -> Option<Duration> {
+        matches!(
+            self,
+            HttpError::Tls {
+                certificate_refused: true,
+                ..
+            }
+        )
+        .then_some(super::tls::TRUST_RELOAD_INTERVAL / 4)
     }
 
     /// The delay the server asked for with `Retry-After`, if any.
@@ -273,6 +298,7 @@ impl HttpError {
             ConnectError::SslIsNotSupported => HttpError::Tls {
                 target,
                 detail: "TLS is not configured in this build".into(),
+                certificate_refused: false,
             },
             other => HttpError::Exchange {
                 target,
@@ -292,6 +318,7 @@ impl HttpError {
             return HttpError::Tls {
                 target,
                 detail: describe_tls(tls),
+                certificate_refused: matches!(tls, rustls::Error::InvalidCertificate(_)),
             };
         }
         // TCP connects never end in EOF; a TLS handshake cut short does.
@@ -301,6 +328,7 @@ impl HttpError {
                 detail: "the server closed the connection during the TLS handshake \
                          (a firewall or proxy may be interfering)"
                     .into(),
+                certificate_refused: false,
             };
         }
         let hint = match e.kind() {
@@ -344,7 +372,8 @@ fn describe_tls(e: &rustls::Error) -> String {
     use rustls::CertificateError as C;
     const TRUST: &str = "if a proxy or firewall inspects TLS, add its CA certificate to the \
                          operating system's trust store (or point SSL_CERT_FILE at a PEM \
-                         bundle that holds it)";
+                         bundle that holds it): the client reads the store again before a \
+                         retry, at most once a minute, and needs no restart";
     match e {
         rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
             format!("the server's certificate is not trusted (unknown issuer); {TRUST}")
@@ -521,6 +550,29 @@ mod tests {
     }
 
     #[test]
+    fn only_a_refused_certificate_caps_the_retry_delay() {
+        let eof = HttpError::from_send_error(
+            SendRequestError::Connect(ConnectError::Io(io::Error::from(
+                io::ErrorKind::UnexpectedEof,
+            ))),
+            "h:443",
+            Duration::from_secs(30),
+        );
+        assert!(matches!(eof, HttpError::Tls { .. }), "{eof:?}");
+        assert_eq!(eof.retry_cap(), None);
+        assert_eq!(status(503).retry_cap(), None);
+        let expired = HttpError::from_send_error(
+            SendRequestError::Connect(ConnectError::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                rustls::Error::InvalidCertificate(rustls::CertificateError::Expired),
+            ))),
+            "h:443",
+            Duration::from_secs(30),
+        );
+        assert_eq!(expired.retry_cap(), Some(Duration::from_secs(15)));
+    }
+
+    #[test]
     fn status_errors_keep_the_body_and_retry_after() {
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -607,5 +659,7 @@ mod tests {
         );
         assert!(matches!(e, HttpError::Tls { .. }), "{e:?}");
         assert!(e.to_string().contains("not trusted"), "{e}");
+        assert!(e.to_string().contains("needs no restart"), "{e}");
+        assert_eq!(e.retry_cap(), Some(Duration::from_secs(15)));
     }
 }

@@ -1,8 +1,9 @@
 //! The client's HTTP stack: awc over rustls, through the proxy of
 //! `https_proxy` when there is one, with errors described for a person.
 //!
-//! - [`HttpClientFactory`] (Send + Sync + Clone) holds the TLS roots, the
-//!   proxy settings and the User-Agent; each arbiter asks it for its own
+//! - [`HttpClientFactory`] (Send + Sync + Clone) holds the TLS roots (read
+//!   again after a certificate failure, at most once a minute), the proxy
+//!   settings and the User-Agent; each arbiter asks it for its own
 //!   [`awc::Client`], which is `!Send`.
 //! - [`send`], [`send_json`], [`send_form`] send one request with its own
 //!   timeout and return a [`Response`] (2xx or 304, body read) or an
@@ -65,7 +66,9 @@ pub fn upload_timeout(bytes: u64) -> Duration {
 }
 
 /// Builds awc clients: one per arbiter, since `awc::Client` is `!Send`.
-/// Cheap to clone; the TLS configuration is built once.
+/// Cheap to clone; the TLS configuration is built once, and its verifier
+/// ([`tls::ReloadingVerifier`]) reads the trusted roots again after a
+/// certificate failure, so clients made at start trust a CA installed later.
 #[derive(Clone)]
 pub struct HttpClientFactory {
     tls: Arc<rustls::ClientConfig>,

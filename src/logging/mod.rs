@@ -7,6 +7,7 @@
 //! the LogRotatorActor (an actor above this module) makes sure a record exists
 //! at midnight and deletes expired logs when `[log] keepDays` is set.
 
+pub mod clock_step;
 pub mod event_filter;
 #[cfg(windows)]
 mod event_log;

@@ -80,6 +80,19 @@ pub fn record_date(record: &[u8]) -> Option<NaiveDate> {
     }
 }
 
+/// Whether a record of `record_day` needs a new file, the current one
+/// holding records of `file_day`: whenever the days differ, in either
+/// direction. A clock set back (a day ahead for a moment, then corrected)
+/// must not put the earlier day's lines into the later day's file, nor
+/// keep the real midnight from rotating. A record without a date (a
+/// continuation, a foreign line) stays in the current file. (Two threads
+/// logging within microseconds of midnight may queue their records out of
+/// order; the old day's record then gets a short file of its own, still one
+/// of its day.)
+pub fn starts_new_file(file_day: NaiveDate, record_day: Option<NaiveDate>) -> bool {
+    record_day.is_some_and(|day| day != file_day)
+}
+
 /// Exactly `YYYY-MM-DD`; chrono's parser alone would also accept `2026-1-5`.
 fn parse_strict_date(bytes: &[u8]) -> Option<NaiveDate> {
     let shape_ok = bytes.len() == DATE_LEN
@@ -257,6 +270,19 @@ mod tests {
         assert_eq!(record_date(b"  at src/main.rs:3\n"), None);
         assert_eq!(record_date(b"2026-13-01T00:00:00"), None);
         assert_eq!(record_date(b""), None);
+    }
+
+    #[test]
+    fn a_record_of_another_day_starts_a_new_file_in_either_direction() {
+        let day = date(2026, 12, 2);
+        assert!(!starts_new_file(day, Some(day)));
+        assert!(!starts_new_file(day, None), "undated lines stay");
+        assert!(starts_new_file(day, Some(date(2026, 12, 3))), "midnight");
+        assert!(
+            starts_new_file(date(2026, 12, 3), Some(day)),
+            "a clock set back by a day"
+        );
+        assert!(starts_new_file(day, Some(date(2025, 12, 2))), "a year back");
     }
 
     #[test]

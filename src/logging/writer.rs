@@ -3,9 +3,9 @@
 //!
 //! `RotatingFile` runs on the appender's worker thread and receives every
 //! record as one `write` call, in the order the records were queued. It
-//! rotates itself, between two records, so a record always lands in the file
+//! rotates itself, between two records, so a record always lands in a file
 //! of the day it carries — even when records of the old day were still queued
-//! when midnight passed.
+//! when midnight passed, and when the clock was set back to an earlier day.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
@@ -144,7 +144,7 @@ impl RotatingFile {
             self.file_day = record_day;
             return;
         };
-        let new_day = record_day.is_some_and(|day| day > file_day);
+        let new_day = rotation::starts_new_file(file_day, record_day);
         let retry_due = self
             .retry_rotation_at
             .is_some_and(|at| Instant::now() >= at);
