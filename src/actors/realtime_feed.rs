@@ -399,13 +399,14 @@ impl Delivery {
                     }
                     actix_rt::time::sleep(Duration::from_secs(1)).await;
                 }
-                BatchFate::Retry { at_least } => {
+                BatchFate::Retry { at_least, at_most } => {
                     let error = answer
                         .err()
                         .map(|e| crate::report::chain(&e))
                         .unwrap_or_default();
-                    let delay = backoff
-                        .fail_with_jitter(rand::random::<f64>())
+                    let jittered = backoff.fail_with_jitter(rand::random::<f64>());
+                    let delay = at_most
+                        .map_or(jittered, |cap| jittered.min(cap))
                         .max(at_least.unwrap_or_default())
                         .max(Duration::from_millis(250));
                     if failures.failed(&error) {

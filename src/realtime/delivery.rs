@@ -11,8 +11,13 @@ pub enum BatchFate {
     Delivered { duplicate: bool },
     /// The access token was refused: tell pairing, then try again.
     Unauthorized,
-    /// Try the same batch again, no sooner than `at_least` (Retry-After).
-    Retry { at_least: Option<Duration> },
+    /// Try the same batch again, no sooner than `at_least` (Retry-After)
+    /// and, after a refused certificate, no later than `at_most` (so a CA
+    /// installed meanwhile is noticed soon).
+    Retry {
+        at_least: Option<Duration>,
+        at_most: Option<Duration>,
+    },
     /// The cloud will never take this batch (another 4xx): set it aside
     /// with the reason and go on, as a refused upload is (protocol §5).
     Rejected { reason: String },
@@ -26,6 +31,7 @@ pub fn fate(answer: Result<&RealtimeAnswer, &HttpError>) -> BatchFate {
         Err(e) if crate::cloud::is_unauthorized(e) => BatchFate::Unauthorized,
         Err(e) if e.is_retryable() => BatchFate::Retry {
             at_least: e.retry_after(),
+            at_most: e.retry_cap(),
         },
         Err(e) => BatchFate::Rejected {
             reason: crate::report::chain(e),
