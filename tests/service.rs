@@ -21,6 +21,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use fake_systemd::FakeSystem;
+use injixo_cloud_link::service::systemd::SHOWN_PROPERTIES;
 use notify::NotifySocket;
 use support::*;
 
@@ -200,7 +201,7 @@ fn install_writes_our_unit_keeps_the_proxy_password_root_only_and_refuses_anothe
     assert!(stdout.contains("not running"), "{stdout}");
     assert!(system
         .calls()
-        .contains(&format!("show -p ActiveState,UnitFileState,MainPID {UNIT}")));
+        .contains(&format!("show -p {SHOWN_PROPERTIES} {UNIT}")));
 
     // The owner removes its own unit (stopped first), and only that.
     std::fs::write(system.units().join("unrelated.service"), "[Service]\n").unwrap();
