@@ -29,11 +29,19 @@ pub struct ControlActor {
     state: StateDir,
     board: StatusBoard,
     pairing: Slot<PairingActor>,
+    /// Bound when the actor is made, which the supervisor does before it
+    /// tells systemd READY=1 (its `started` runs only later): so `pin` or
+    /// `status` right after `systemctl start` finds the socket. `started`
+    /// serves it.
+    #[cfg(unix)]
+    listener: Option<std::io::Result<std::os::unix::net::UnixListener>>,
 }
 
 impl ControlActor {
     pub fn new(state: StateDir, board: StatusBoard, pairing: Slot<PairingActor>) -> Self {
         ControlActor {
+            #[cfg(unix)]
+            listener: Some(unix::bind(&state.control_socket())),
             state,
             board,
             pairing,
@@ -47,7 +55,12 @@ impl Actor for ControlActor {
     #[cfg(unix)]
     fn started(&mut self, ctx: &mut Context<Self>) {
         let socket_path = self.state.control_socket();
-        match unix::bind(&socket_path) {
+        let bound = self
+            .listener
+            .take()
+            .unwrap_or_else(|| unix::bind(&socket_path))
+            .and_then(actix_rt::net::UnixListener::from_std);
+        match bound {
             Ok(listener) => {
                 debug!("control channel listening on {}", socket_path.display());
                 let board = self.board.clone();
@@ -183,7 +196,8 @@ mod unix {
 
     use super::*;
 
-    pub(super) fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    /// A listening socket for the event loop (non-blocking), 0600.
+    pub(super) fn bind(path: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
         use std::os::unix::fs::PermissionsExt;
         // A socket file left by a crashed run: we hold the instance lock, so
         // no live client owns it.
@@ -192,8 +206,9 @@ mod unix {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        let listener = UnixListener::bind(path)?;
+        let listener = std::os::unix::net::UnixListener::bind(path)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        listener.set_nonblocking(true)?;
         Ok(listener)
     }
 
@@ -280,5 +295,31 @@ mod windows {
                 }
             }
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use crate::status::ClientStatus;
+
+    /// The supervisor makes its children, then tells systemd READY=1, and
+    /// only then do the children's `started` run: a socket bound there was
+    /// missing for a `pin` or `status` run right after `systemctl start`
+    /// (seen under a real systemd, tests/service_systemd.rs). It is bound
+    /// when the actor is made.
+    #[test]
+    fn the_socket_is_there_once_the_actor_is_made() {
+        let install = tempfile::tempdir().unwrap();
+        let state = StateDir::of_install_dir(install.path());
+        std::fs::create_dir_all(state.root()).unwrap();
+        let _actor = ControlActor::new(
+            state.clone(),
+            StatusBoard::new(ClientStatus::default()),
+            Slot::default(),
+        );
+        let socket = state.control_socket();
+        assert!(socket.exists(), "{} is not bound", socket.display());
+        std::os::unix::net::UnixStream::connect(&socket).expect("the socket accepts");
     }
 }

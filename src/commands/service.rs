@@ -562,14 +562,7 @@ mod systemd {
                     .unwrap_or_else(|| "unknown".to_owned())
             ),
             Installed::Ours => match units::show(unit) {
-                Ok(props) => {
-                    let get = |k: &str| props.get(k).map(String::as_str).unwrap_or("unknown");
-                    let pid = match get("MainPID") {
-                        "0" | "unknown" => String::new(),
-                        pid => format!(", main PID {pid}"),
-                    };
-                    format!("{}, {}{pid}", get("ActiveState"), get("UnitFileState"))
-                }
+                Ok(props) => units::describe(&props),
                 Err(e) => format!("unknown: {e}"),
             },
         };

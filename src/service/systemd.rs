@@ -227,9 +227,12 @@ pub fn systemctl_checked(args: &[&str]) -> io::Result<Output> {
     )))
 }
 
-/// `systemctl show -p ActiveState,UnitFileState,MainPID <unit>`.
+/// The properties [`show`] asks for: the state, and how the last run ended.
+pub const SHOWN_PROPERTIES: &str = "ActiveState,UnitFileState,MainPID,Result,ExecMainStatus";
+
+/// `systemctl show -p <SHOWN_PROPERTIES> <unit>`.
 pub fn show(unit: &str) -> io::Result<BTreeMap<String, String>> {
-    let output = systemctl_checked(&["show", "-p", "ActiveState,UnitFileState,MainPID", unit])?;
+    let output = systemctl_checked(&["show", "-p", SHOWN_PROPERTIES, unit])?;
     Ok(String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| line.split_once('='))
@@ -241,4 +244,104 @@ pub fn show(unit: &str) -> io::Result<BTreeMap<String, String>> {
 /// be installed and enabled but not started.
 pub fn booted() -> bool {
     Path::new("/run/systemd/system").is_dir()
+}
+
+/// The exit code of a bad configuration (EX_CONFIG), which the unit's
+/// `RestartPreventExitStatus=` keeps systemd from restarting.
+const EXIT_CONFIG: &str = "78";
+
+/// systemd's view of a unit in one line, from [`show`]'s properties: its
+/// state and, when it is not running, why its last run ended. Without the
+/// why, a unit that stopped for good on a bad configuration reads as
+/// "failed" and nothing more.
+pub fn describe(props: &BTreeMap<String, String>) -> String {
+    let get = |k: &str| props.get(k).map(String::as_str).unwrap_or("unknown");
+    let pid = match get("MainPID") {
+        "0" | "unknown" => String::new(),
+        pid => format!(", main PID {pid}"),
+    };
+    let mut line = format!("{}, {}{pid}", get("ActiveState"), get("UnitFileState"));
+    let running = matches!(get("ActiveState"), "active" | "reloading" | "deactivating");
+    let why = match (get("Result"), get("ExecMainStatus")) {
+        _ if running => None,
+        ("success" | "unknown", _) => None,
+        ("exit-code", EXIT_CONFIG) => Some(format!(
+            "the client ended with exit code {EXIT_CONFIG} (a configuration problem), so it is not restarted; \
+             its log in the install folder says what to fix, then start the service again"
+        )),
+        ("exit-code", code) => Some(format!("the client ended with exit code {code}")),
+        ("signal" | "core-dump", signal) => Some(format!("the client was killed by signal {signal}")),
+        ("watchdog", _) => {
+            Some("the watchdog killed the client: it stopped sending signs of life".to_owned())
+        }
+        ("timeout", _) => Some("systemd gave up waiting for the client to start or stop".to_owned()),
+        ("start-limit-hit", _) => {
+            Some("it was restarted too often, and systemd stopped trying".to_owned())
+        }
+        (result, _) => Some(format!("the last run ended with {result}")),
+    };
+    if let Some(why) = why {
+        line.push_str(": ");
+        line.push_str(&why);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_running_unit_shows_its_pid_and_no_reason() {
+        let running = props(&[
+            ("ActiveState", "active"),
+            ("UnitFileState", "enabled"),
+            ("MainPID", "42"),
+            // Left from a restart: not a reason while it runs.
+            ("Result", "watchdog"),
+            ("ExecMainStatus", "0"),
+        ]);
+        assert_eq!(describe(&running), "active, enabled, main PID 42");
+        let stopped = props(&[
+            ("ActiveState", "inactive"),
+            ("UnitFileState", "enabled"),
+            ("MainPID", "0"),
+            ("Result", "success"),
+        ]);
+        assert_eq!(describe(&stopped), "inactive, enabled");
+    }
+
+    #[test]
+    fn a_failed_unit_says_why() {
+        let failed = |result: &str, status: &str| {
+            describe(&props(&[
+                ("ActiveState", "failed"),
+                ("UnitFileState", "enabled"),
+                ("MainPID", "0"),
+                ("Result", result),
+                ("ExecMainStatus", status),
+            ]))
+        };
+        let config = failed("exit-code", "78");
+        assert!(
+            config.starts_with("failed, enabled: the client ended with exit code 78 (a configuration problem), so it is not restarted;"),
+            "{config}"
+        );
+        assert_eq!(
+            failed("exit-code", "70"),
+            "failed, enabled: the client ended with exit code 70"
+        );
+        assert!(failed("signal", "9").ends_with("killed by signal 9"));
+        assert!(failed("watchdog", "6").contains("the watchdog killed the client"));
+        assert!(failed("start-limit-hit", "1").contains("restarted too often"));
+        assert!(failed("resources", "0").ends_with("ended with resources"));
+        assert_eq!(describe(&BTreeMap::new()), "unknown, unknown");
+    }
 }

@@ -1,8 +1,8 @@
-//! A stand-in for systemd, which is not PID 1 on the machines the tests run
-//! on, so `systemctl` cannot start anything there: a recording shell script
-//! named `systemctl` goes first on `PATH`, and
-//! `INJIXO_CLOUD_LINK_SYSTEMD_DIR` points the unit folder at a temporary
-//! folder. The client writes its real files there.
+//! A stand-in for systemd, for the service tests that run on any machine
+//! and without root (`tests/service_systemd.rs` uses the real one, as PID 1
+//! of a container): a recording shell script named `systemctl` goes first
+//! on `PATH`, and `INJIXO_CLOUD_LINK_SYSTEMD_DIR` points the unit folder at
+//! a temporary folder. The client writes its real files there.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
