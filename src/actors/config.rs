@@ -182,19 +182,6 @@ impl Actor for ConfigActor {
     }
 }
 
-/// The effective local configuration.
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "Arc<Config>")]
-pub struct GetConfig;
-
-impl Handler<GetConfig> for ConfigActor {
-    type Result = MessageResult<GetConfig>;
-
-    fn handle(&mut self, _: GetConfig, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(Arc::clone(&self.settings.config))
-    }
-}
-
 /// The current assignment, if one was received.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "Option<Integration>")]
