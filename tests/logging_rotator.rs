@@ -61,6 +61,17 @@ async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
 const OLD: &str = "injixo-cloud-link.2026-03-01.1.log";
 const EXPIRES_AT_MIDNIGHT: &str = "injixo-cloud-link.2026-03-21.1.log";
 const RECENT: &str = "injixo-cloud-link.2026-03-27.1.log";
+/// A log for every day before `RECENT` back to `EXPIRES_AT_MIDNIGHT`: with
+/// them the latest seven days with logs are recent ones, and keepDays may
+/// delete the older files (it always keeps the latest keepDays days that
+/// have logs, whatever the clock says).
+const DAILY: [&str; 5] = [
+    "injixo-cloud-link.2026-03-22.1.log",
+    "injixo-cloud-link.2026-03-23.1.log",
+    "injixo-cloud-link.2026-03-24.1.log",
+    "injixo-cloud-link.2026-03-25.1.log",
+    "injixo-cloud-link.2026-03-26.1.log",
+];
 const FOREIGN: [&str; 3] = [
     "notes.txt",
     "injixo-cloud-link.2026-03-01.3.log.bak",
@@ -71,6 +82,7 @@ const ROTATED_AT_MIDNIGHT: &str = "injixo-cloud-link.2026-03-28.1.log";
 fn prepare_folder(dir: &Path) {
     for name in [OLD, EXPIRES_AT_MIDNIGHT, RECENT]
         .into_iter()
+        .chain(DAILY)
         .chain(FOREIGN)
     {
         fs::write(dir.join(name), name).unwrap();
@@ -170,6 +182,7 @@ async fn at_midnight_the_log_rotates_and_keep_days_deletes_only_expired_rotated_
         CURRENT_LOG_FILE_NAME,
         "injixo-cloud-link.2026-03-01.2.log",
     ];
+    expected.extend(DAILY);
     expected.extend(FOREIGN);
     assert_eq!(names, sorted(&expected));
     for name in FOREIGN.into_iter().chain([RECENT]) {
@@ -190,6 +203,7 @@ async fn without_keep_days_no_log_is_ever_deleted() {
         CURRENT_LOG_FILE_NAME,
         "injixo-cloud-link.2026-03-01.2.log",
     ];
+    expected.extend(DAILY);
     expected.extend(FOREIGN);
     assert_eq!(names, sorted(&expected));
 }

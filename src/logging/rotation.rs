@@ -136,17 +136,30 @@ pub fn is_expired(date: NaiveDate, today: NaiveDate, keep_days: u32) -> bool {
     }
 }
 
-/// The rotated log files among `names` that `keep_days` allows to delete.
+/// The rotated log files among `names` that `keep_days` allows to delete:
+/// older than `keep_days` before `today`, and not of the latest
+/// `keep_days - 1` days that have a rotated log (the current log is the
+/// last of the `keep_days`; at least one day is kept). The second rule is
+/// for the clock: set a year ahead, `today` would make every log "old", yet
+/// the logs of the last days the client ran are kept until as many days
+/// have passed on the new clock.
 pub fn expired_file_names<'a, I>(names: I, today: NaiveDate, keep_days: u32) -> Vec<&'a str>
 where
     I: IntoIterator<Item = &'a str>,
 {
-    names
+    let rotated: Vec<(&str, NaiveDate)> = names
         .into_iter()
-        .filter(|name| {
-            parse_rotated_file_name(name)
-                .is_some_and(|(date, _)| is_expired(date, today, keep_days))
-        })
+        .filter_map(|name| parse_rotated_file_name(name).map(|(date, _)| (name, date)))
+        .collect();
+    let mut days: Vec<NaiveDate> = rotated.iter().map(|(_, date)| *date).collect();
+    days.sort_unstable_by(|a, b| b.cmp(a));
+    days.dedup();
+    let protected = keep_days.saturating_sub(1).max(1) as usize;
+    let kept_days = &days[..days.len().min(protected)];
+    rotated
+        .into_iter()
+        .filter(|(_, date)| is_expired(*date, today, keep_days) && !kept_days.contains(date))
+        .map(|(name, _)| name)
         .collect()
 }
 
@@ -383,6 +396,12 @@ mod tests {
             "injixo-cloud-link.2026-11-01.1.log",
             "injixo-cloud-link.2026-11-01.2.log",
             "injixo-cloud-link.2026-11-20.1.log",
+            "injixo-cloud-link.2026-11-21.1.log",
+            "injixo-cloud-link.2026-11-22.1.log",
+            "injixo-cloud-link.2026-11-23.1.log",
+            "injixo-cloud-link.2026-11-24.1.log",
+            "injixo-cloud-link.2026-11-25.1.log",
+            "injixo-cloud-link.2026-11-19.1.log",
             "injixo-cloud-link.2026-11-01.1.log.bak",
             "other.2026-11-01.1.log",
             "injixo-cloud-link.toml",
@@ -393,6 +412,32 @@ mod tests {
                 "injixo-cloud-link.2026-11-01.1.log",
                 "injixo-cloud-link.2026-11-01.2.log"
             ]
+        );
+    }
+
+    #[test]
+    fn a_clock_set_far_ahead_keeps_the_logs_of_the_last_days_that_ran() {
+        let names = [
+            "injixo-cloud-link.2026-11-20.1.log",
+            "injixo-cloud-link.2026-11-21.1.log",
+            "injixo-cloud-link.2026-11-22.1.log",
+            "injixo-cloud-link.2026-11-22.2.log",
+        ];
+        // The clock says a year later: with keepDays = 3 the current log
+        // and the two latest days with rotated logs stay.
+        assert_eq!(
+            expired_file_names(names, date(2027, 11, 22), 3),
+            ["injixo-cloud-link.2026-11-20.1.log"]
+        );
+        // Once two days of the new clock have rotated logs, the old go.
+        let later = [
+            "injixo-cloud-link.2026-11-22.1.log",
+            "injixo-cloud-link.2027-11-22.1.log",
+            "injixo-cloud-link.2027-11-23.1.log",
+        ];
+        assert_eq!(
+            expired_file_names(later, date(2027, 11, 24), 3),
+            ["injixo-cloud-link.2026-11-22.1.log"]
         );
     }
 
