@@ -21,8 +21,12 @@ use crate::actors::slot::Slot;
 use crate::actors::supervisor::Shutdown;
 use crate::actors::uploader::{Delivery, Enqueued, UploaderActor};
 use crate::config::{AfterImport, Config};
+use crate::csv::removal::{removal_line, Fate};
+use crate::csv::sniff::CodePageChoice;
+use crate::csv::stability::TAIL_LEN;
 use crate::csv::{
-    FilePattern, Ledger, Observation, PipelineError, RefusalReason, Settling, Verdict,
+    ends_mid_line, FilePattern, Ledger, Observation, PipelineError, RefusalReason, Settling,
+    Verdict,
 };
 use crate::protocol::{Integration, IntegrationKind};
 use crate::spool::{NewItem, Spool, SpoolError};
@@ -47,7 +51,9 @@ pub struct FolderWatchSettings {
 
 /// What one pass over a stable file came to.
 enum Outcome {
-    Spooled(Box<crate::spool::SpooledItem>),
+    /// With the code page chosen for an 8-bit file another one would also
+    /// read, for the log.
+    Spooled(Box<crate::spool::SpooledItem>, Option<CodePageChoice>),
     /// The content was imported before, or is being uploaded, under `earlier`.
     Duplicate {
         earlier: String,
@@ -80,8 +86,13 @@ pub struct FolderWatchActor {
     ledger: Option<Arc<Mutex<Ledger>>>,
     watcher: Option<Box<dyn notify::Watcher>>,
     settling: Settling<PathBuf>,
+    /// A timer is set to look at the file again at this instant.
+    wake: HashMap<PathBuf, std::time::Instant>,
+    /// The version of a queued file that was found stable: a different one
+    /// found when it is read has changed since and must settle again.
+    approved: HashMap<PathBuf, Observation>,
     /// File versions handled in this run: no need to read them again.
-    handled: HashMap<PathBuf, Observation>,
+    handled: HashMap<PathBuf, Handled>,
     /// Content spooled but not yet committed: sha256 → file name.
     in_upload: Arc<Mutex<HashMap<String, String>>>,
     queue: VecDeque<PathBuf>,
@@ -109,12 +120,15 @@ pub struct FolderWatchActor {
 impl FolderWatchActor {
     pub fn new(settings: FolderWatchSettings) -> Self {
         let settle = Duration::from_secs(settings.config.csv.settle_seconds);
+        let partial_line = Duration::from_secs(settings.config.csv.partial_line_seconds);
         FolderWatchActor {
             settings,
             pattern: None,
             ledger: None,
             watcher: None,
-            settling: Settling::new(settle),
+            settling: Settling::new(settle).with_partial_line_quiet(partial_line),
+            wake: HashMap::new(),
+            approved: HashMap::new(),
             handled: HashMap::new(),
             in_upload: Arc::default(),
             queue: VecDeque::new(),
@@ -246,6 +260,7 @@ impl FolderWatchActor {
         }
         self.queue.clear();
         self.queued.clear();
+        self.approved.clear();
     }
 
     fn start_watcher(&mut self, ctx: &mut Context<Self>) {
@@ -311,8 +326,17 @@ impl FolderWatchActor {
         for entry in entries.flatten() {
             self.consider(entry.path(), ctx);
         }
-        // Forget settling state of files that are gone.
-        self.handled.retain(|path, _| path.exists());
+        // Forget files that are gone (a removal whose event was lost is
+        // reported here).
+        let gone: Vec<PathBuf> = self
+            .handled
+            .keys()
+            .filter(|path| !path.exists())
+            .cloned()
+            .collect();
+        for path in gone {
+            self.gone(&path);
+        }
         self.not_importable
             .retain(|path, _| path.symlink_metadata().is_ok());
         self.failing
@@ -352,8 +376,8 @@ impl FolderWatchActor {
                     self.settling.forget(&path);
                     let reason = "it is a symbolic link to a file that does not exist".into();
                     self.not_importable(&path, &name, reason);
-                } else if self.settling.vanished(&path) {
-                    info!("{name} was removed before it was imported; nothing to import");
+                } else {
+                    self.gone(&path);
                 }
                 return;
             }
@@ -379,36 +403,91 @@ impl FolderWatchActor {
             size: meta.len(),
             mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
         };
-        if self.handled.get(&path) == Some(&observation) || self.queued.contains(&path) {
+        if self.handled.get(&path).map(|h| h.observation) == Some(observation)
+            || self.queued.contains(&path)
+        {
             return;
         }
         if let Some(ledger) = &self.ledger {
             let ledger = lock(ledger);
             let key = path.to_string_lossy();
-            if ledger
+            let fate = if ledger
                 .refusal(&key, observation.size, observation.mtime)
                 .is_some()
-                || ledger.is_known_version(&key, observation.size, observation.mtime)
             {
-                self.handled.insert(path, observation);
+                Some(Fate::Refused)
+            } else if ledger.is_known_version(&key, observation.size, observation.mtime) {
+                Some(Fate::Imported)
+            } else {
+                None
+            };
+            if let Some(fate) = fate {
+                self.handled.insert(path, Handled { observation, fate });
                 return;
             }
         }
+        // A file that cannot be read is not cut: the reader reports why.
+        let mid_line = read_tail(&path, observation.size)
+            .is_ok_and(|tail| ends_mid_line(&tail, observation.size));
+        let now = std::time::Instant::now();
         match self
             .settling
-            .observe(path.clone(), observation, std::time::Instant::now())
+            .observe(path.clone(), observation, mid_line, now)
         {
-            Verdict::Stable => {
-                self.queued.insert(path.clone());
-                self.queue.push_back(path);
-                self.process_next(ctx);
+            Verdict::Stable => self.take(path, observation, ctx),
+            Verdict::StableMidLine => {
+                warn!(
+                    "importing {name} although its last line has no line end: it stayed \
+                     unchanged for {} s ([csv] partialLineSeconds), so it is taken as complete",
+                    self.settling.partial_line_quiet().as_secs()
+                );
+                self.take(path, observation, ctx);
             }
             Verdict::Wait(until) => {
-                let delay = until.saturating_duration_since(std::time::Instant::now());
+                // One timer per file and deadline: scans and events of a file
+                // that waits minutes for its line end do not pile them up.
+                if self.wake.get(&path).is_some_and(|&set| set <= until) {
+                    return;
+                }
+                self.wake.insert(path.clone(), until);
+                let delay = until.saturating_duration_since(now);
                 ctx.run_later(delay + Duration::from_millis(20), move |act, ctx| {
+                    if act.wake.get(&path) == Some(&until) {
+                        act.wake.remove(&path);
+                    }
                     act.consider(path, ctx)
                 });
             }
+        }
+    }
+
+    /// Queues a stable file for reading, as the version `observation`.
+    fn take(&mut self, path: PathBuf, observation: Observation, ctx: &mut Context<Self>) {
+        self.approved.insert(path.clone(), observation);
+        self.queued.insert(path.clone());
+        self.queue.push_back(path);
+        self.process_next(ctx);
+    }
+
+    /// `path` is no longer in the import folder: one line saying what that
+    /// means for its data, and its state forgotten.
+    fn gone(&mut self, path: &Path) {
+        let fate = if self.queued.contains(path) {
+            Fate::Reading
+        } else if let Some(handled) = self.handled.remove(path) {
+            self.settling.forget(&path.to_path_buf());
+            handled.fate
+        } else if self.settling.vanished(&path.to_path_buf()) {
+            Fate::Settling
+        } else {
+            Fate::Untracked
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Some(line) = removal_line(&name, fate) {
+            info!("{line}");
         }
     }
 
@@ -427,8 +506,9 @@ impl FolderWatchActor {
         let in_upload = Arc::clone(&self.in_upload);
         let max_bytes = self.settings.config.csv.max_bytes;
         let work_path = path.clone();
+        let approved = self.approved.get(&path).copied();
         let work = actix_rt::task::spawn_blocking(move || {
-            prepare_file(&work_path, &spool, &ledger, &in_upload, max_bytes)
+            prepare_file(&work_path, approved, &spool, &ledger, &in_upload, max_bytes)
         });
         ctx.spawn(work.into_actor(self).map(move |joined, act, ctx| {
             act.busy = false;
@@ -464,7 +544,7 @@ impl FolderWatchActor {
             info!("{name} could be read this time");
         }
         // Only a file written whole into the spool proves there is room.
-        if matches!(outcome, Outcome::Spooled(_) | Outcome::Duplicate { .. })
+        if matches!(outcome, Outcome::Spooled(..) | Outcome::Duplicate { .. })
             && std::mem::take(&mut self.disk_full_reported)
         {
             info!("the spool's disk has room again; CSV import resumes");
@@ -472,11 +552,16 @@ impl FolderWatchActor {
             self.record_unrecorded();
         }
         match outcome {
-            Outcome::Spooled(item) => {
-                if let Some(o) = observation {
-                    self.handled.insert(path, o);
+            Outcome::Spooled(item, code_page) => {
+                self.approved.remove(&path);
+                if let Some(observation) = observation {
+                    let fate = Fate::Imported;
+                    self.handled.insert(path, Handled { observation, fate });
                 }
                 debug!("spooled {name} as item {}", item.id);
+                if let Some(line) = code_page.and_then(|choice| choice.log_line(&name)) {
+                    info!("{line}");
+                }
                 if item.metadata.get("counts_complete") == Some(&false.into()) {
                     warn!(
                         "{name} has a record longer than {} MiB (an unbalanced quote, or no \
@@ -490,12 +575,15 @@ impl FolderWatchActor {
                 }
             }
             Outcome::Duplicate { earlier, when } => {
-                if let Some(o) = observation {
-                    self.handled.insert(path, o);
+                self.approved.remove(&path);
+                if let Some(observation) = observation {
+                    let fate = Fate::Duplicate;
+                    self.handled.insert(path, Handled { observation, fate });
                 }
                 info!("skipped {name}: same content as {earlier} ({when})");
             }
             Outcome::Refused { reason, detail } => {
+                self.approved.remove(&path);
                 if let Some(o) = observation {
                     if let Some(ledger) = &self.ledger {
                         let key = path.to_string_lossy();
@@ -503,16 +591,25 @@ impl FolderWatchActor {
                             warn!("cannot record the refusal of {name} in the ledger: {e}");
                         }
                     }
-                    self.handled.insert(path, o);
+                    let fate = Fate::Refused;
+                    self.handled.insert(
+                        path,
+                        Handled {
+                            observation: o,
+                            fate,
+                        },
+                    );
                 }
                 warn!("not importing {name}: {detail}; it is tried again when the file changes");
             }
             Outcome::Changed if path.symlink_metadata().is_err() => {
+                self.approved.remove(&path);
                 self.settling.forget(&path);
                 info!("{name} was removed while it was being read; nothing to import");
             }
             Outcome::Changed => {
-                debug!("{name} changed while it was read; waiting for it to settle");
+                debug!("{name} changed since it was found stable; waiting for it to settle");
+                self.approved.remove(&path);
                 self.settling.forget(&path);
                 ctx.run_later(Duration::from_millis(200), move |act, ctx| {
                     act.consider(path, ctx)
@@ -561,6 +658,7 @@ impl FolderWatchActor {
                     );
                 }
                 self.failing.insert(path.clone(), error.clone());
+                self.approved.remove(&path);
                 self.settling.forget(&path);
                 self.set_state("watching", Some(format!("{name}: {error}")));
             }
@@ -640,7 +738,11 @@ impl FolderWatchActor {
                 });
                 if self.settings.config.csv.after_import == AfterImport::Move {
                     if let Some((path, size, mtime)) = source {
-                        move_imported(self.folder(), &path, size, mtime);
+                        if move_imported(self.folder(), &path, size, mtime) {
+                            // The move's own line says where it went.
+                            self.handled.remove(&path);
+                            self.settling.forget(&path);
+                        }
                     }
                 }
             }
@@ -655,6 +757,25 @@ impl FolderWatchActor {
             }
         }
     }
+}
+
+/// A file version handled in this run, and what became of it.
+#[derive(Debug, Clone, Copy)]
+struct Handled {
+    observation: Observation,
+    fate: Fate,
+}
+
+/// The last bytes of a file of `size` bytes (up to [`TAIL_LEN`]), to tell
+/// whether it ends mid-line.
+fn read_tail(path: &Path, size: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let take = size.min(TAIL_LEN);
+    let mut file = std::fs::File::open(path)?;
+    file.seek(SeekFrom::Start(size - take))?;
+    let mut tail = Vec::with_capacity(TAIL_LEN as usize);
+    file.take(take).read_to_end(&mut tail)?;
+    Ok(tail)
 }
 
 /// A confirmed import, as the ledger records it.
@@ -726,17 +847,20 @@ fn source_file(item: &crate::spool::SpooledItem) -> Option<(PathBuf, u64, System
 
 /// `afterImport = "move"`: into `imported/<date>/`, only if the file is still
 /// the version that was imported (a newer version stays for its own import).
-fn move_imported(folder: &Path, path: &Path, size: u64, modified: SystemTime) {
+/// Returns whether it was moved.
+fn move_imported(folder: &Path, path: &Path, size: u64, modified: SystemTime) -> bool {
     let Ok(meta) = std::fs::metadata(path) else {
-        return;
+        return false;
     };
     if meta.len() != size || meta.modified().ok() != Some(modified) {
-        return;
+        return false;
     }
     let target_dir = folder
         .join("imported")
         .join(chrono::Local::now().format("%Y-%m-%d").to_string());
-    let Some(name) = path.file_name() else { return };
+    let Some(name) = path.file_name() else {
+        return false;
+    };
     let mut target = target_dir.join(name);
     let mut n = 1;
     while target.exists() {
@@ -744,12 +868,18 @@ fn move_imported(folder: &Path, path: &Path, size: u64, modified: SystemTime) {
         n += 1;
     }
     match std::fs::create_dir_all(&target_dir).and_then(|()| std::fs::rename(path, &target)) {
-        Ok(()) => info!("moved {} to {}", path.display(), target.display()),
-        Err(e) => warn!(
-            "cannot move {} to {}: {e}; it stays where it is",
-            path.display(),
-            target.display()
-        ),
+        Ok(()) => {
+            info!("moved {} to {}", path.display(), target.display());
+            true
+        }
+        Err(e) => {
+            warn!(
+                "cannot move {} to {}: {e}; it stays where it is",
+                path.display(),
+                target.display()
+            );
+            false
+        }
     }
 }
 
@@ -762,6 +892,7 @@ const LOCAL_MTIME_NS: &str = "mtime_ns";
 /// imported before or is being uploaded.
 fn prepare_file(
     path: &Path,
+    approved: Option<Observation>,
     spool: &Spool,
     ledger: &Mutex<Ledger>,
     in_upload: &Mutex<HashMap<String, String>>,
@@ -774,48 +905,66 @@ fn prepare_file(
         size: meta.len(),
         mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
     };
+    if approved.is_some_and(|approved| approved != observed) {
+        // Written to since it was found stable (perhaps cut mid-line again).
+        return (Outcome::Changed, None);
+    }
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut writer = match spool.begin(&name) {
-        Ok(writer) => writer,
-        Err(SpoolError::Full { used, budget }) => {
-            return (Outcome::SpoolFull { used, budget }, Some(observed))
-        }
-        Err(SpoolError::Io { source, .. }) if is_disk_full(&source) => {
-            let error = source.to_string();
-            return (Outcome::DiskFull { error }, Some(observed));
-        }
-        Err(e) => {
-            return (
-                Outcome::Failed {
-                    error: crate::report::chain(&e),
-                },
-                Some(observed),
-            )
-        }
-    };
-    let prepared = match crate::csv::prepare(path, &mut writer, max_bytes) {
-        Ok(prepared) => prepared,
-        Err(e) => {
-            writer.abort();
-            let outcome = match (e.refusal(), &e) {
-                (Some(reason), _) => Outcome::Refused {
-                    reason,
-                    detail: e.to_string(),
-                },
-                (None, PipelineError::Vanished { .. } | PipelineError::Changed { .. }) => {
-                    return (Outcome::Changed, None)
-                }
-                (None, PipelineError::Sink(source)) if is_disk_full(source) => Outcome::DiskFull {
-                    error: source.to_string(),
-                },
-                (None, _) => Outcome::Failed {
-                    error: crate::report::chain(&e),
-                },
-            };
-            return (outcome, Some(observed));
+    // A second pass only when the whole file turned out to be in an encoding
+    // written differently from what its first part suggested.
+    let mut encoding = None;
+    let (writer, prepared) = loop {
+        let mut writer = match spool.begin(&name) {
+            Ok(writer) => writer,
+            Err(SpoolError::Full { used, budget }) => {
+                return (Outcome::SpoolFull { used, budget }, Some(observed))
+            }
+            Err(SpoolError::Io { source, .. }) if is_disk_full(&source) => {
+                let error = source.to_string();
+                return (Outcome::DiskFull { error }, Some(observed));
+            }
+            Err(e) => {
+                return (
+                    Outcome::Failed {
+                        error: crate::report::chain(&e),
+                    },
+                    Some(observed),
+                )
+            }
+        };
+        match crate::csv::pipeline::prepare_as(path, &mut writer, max_bytes, encoding) {
+            Ok(prepared) => break (writer, prepared),
+            Err(PipelineError::EncodingRevised {
+                encoding: whole, ..
+            }) if encoding.is_none() => {
+                writer.abort();
+                debug!("reading {name} again as {whole}");
+                encoding = Some(whole);
+            }
+            Err(e) => {
+                writer.abort();
+                let outcome = match (e.refusal(), &e) {
+                    (Some(reason), _) => Outcome::Refused {
+                        reason,
+                        detail: e.to_string(),
+                    },
+                    (None, PipelineError::Vanished { .. } | PipelineError::Changed { .. }) => {
+                        return (Outcome::Changed, None)
+                    }
+                    (None, PipelineError::Sink(source)) if is_disk_full(source) => {
+                        Outcome::DiskFull {
+                            error: source.to_string(),
+                        }
+                    }
+                    (None, _) => Outcome::Failed {
+                        error: crate::report::chain(&e),
+                    },
+                };
+                return (outcome, Some(observed));
+            }
         }
     };
     if let Some(earlier) = lock(ledger).imported(&prepared.sha256) {
@@ -868,7 +1017,10 @@ fn prepare_file(
         local,
     };
     match writer.commit(item) {
-        Ok(item) => (Outcome::Spooled(Box::new(item)), Some(observed)),
+        Ok(item) => (
+            Outcome::Spooled(Box::new(item), prepared.code_page_choice),
+            Some(observed),
+        ),
         Err(e) => {
             lock(in_upload).remove(&prepared.sha256);
             let outcome = match e {

@@ -31,6 +31,8 @@ pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 10 * GIB;
 pub const DEFAULT_CSV_MAX_BYTES: u64 = 10 * GIB;
 pub const DEFAULT_SETTLE_SECONDS: u64 = 2;
 const MAX_SETTLE_SECONDS: i64 = 3600;
+pub const DEFAULT_PARTIAL_LINE_SECONDS: u64 = 300;
+const MAX_PARTIAL_LINE_SECONDS: i64 = 86_400;
 
 /// Every section and key the file may hold. An unknown one is an error, so a
 /// typo never silently falls back to a default.
@@ -39,7 +41,16 @@ const SCHEMA: &[(&str, &[&str])] = &[
     ("cloud", &["url"]),
     ("log", &["keepDays"]),
     ("spool", &["maxBytes"]),
-    ("csv", &["poll", "settleSeconds", "maxBytes", "afterImport"]),
+    (
+        "csv",
+        &[
+            "poll",
+            "settleSeconds",
+            "partialLineSeconds",
+            "maxBytes",
+            "afterImport",
+        ],
+    ),
     ("database", &["connectionString", "uid", "password"]),
 ];
 
@@ -94,6 +105,10 @@ pub struct CsvImportSettings {
     pub poll: bool,
     /// A file is taken once its size and time stamp stayed the same this long.
     pub settle_seconds: u64,
+    /// A file whose last line has no line end yet is still being written; it
+    /// is taken anyway once unchanged this long (never less than
+    /// `settle_seconds`).
+    pub partial_line_seconds: u64,
     /// Larger files are not uploaded (one warning each).
     pub max_bytes: u64,
     pub after_import: AfterImport,
@@ -258,6 +273,14 @@ impl Config {
         let settle_seconds = reader
             .integer(csv, "csv", "settleSeconds", 0..=MAX_SETTLE_SECONDS)
             .map_or(DEFAULT_SETTLE_SECONDS, |s| s as u64);
+        let partial_line_seconds = reader
+            .integer(
+                csv,
+                "csv",
+                "partialLineSeconds",
+                0..=MAX_PARTIAL_LINE_SECONDS,
+            )
+            .map_or(DEFAULT_PARTIAL_LINE_SECONDS, |s| s as u64);
         let csv_max_bytes = reader
             .byte_size(csv, "csv", "maxBytes")
             .unwrap_or(DEFAULT_CSV_MAX_BYTES);
@@ -307,6 +330,7 @@ impl Config {
             csv: CsvImportSettings {
                 poll,
                 settle_seconds,
+                partial_line_seconds,
                 max_bytes: csv_max_bytes,
                 after_import,
             },
@@ -398,6 +422,12 @@ impl Config {
             "settleSeconds = {}  {}",
             self.csv.settle_seconds,
             origin("csv.settleSeconds")
+        );
+        let _ = writeln!(
+            out,
+            "partialLineSeconds = {}  {}",
+            self.csv.partial_line_seconds,
+            origin("csv.partialLineSeconds")
         );
         let _ = writeln!(
             out,
@@ -855,6 +885,7 @@ const SCHEMA_KEYS: &[(&str, &str, &str)] = &[
     ("spool", "maxBytes", "spool.maxBytes"),
     ("csv", "poll", "csv.poll"),
     ("csv", "settleSeconds", "csv.settleSeconds"),
+    ("csv", "partialLineSeconds", "csv.partialLineSeconds"),
     ("csv", "maxBytes", "csv.maxBytes"),
     ("csv", "afterImport", "csv.afterImport"),
     ("database", "connectionString", "database.connectionString"),
@@ -1182,6 +1213,25 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         assert!(parse(&body).is_ok(), "{body}");
+    }
+
+    #[test]
+    fn partial_line_seconds_default_value_and_range() {
+        let c = parse("").unwrap();
+        assert_eq!(c.csv.partial_line_seconds, 300);
+        assert!(c.describe().contains("partialLineSeconds = 300  # default"));
+        let c = parse("[csv]\npartialLineSeconds = 30\n").unwrap();
+        assert_eq!(c.csv.partial_line_seconds, 30);
+        for bad in ["-1", "86401", "\"5 min\""] {
+            let d = only_problem(&format!("[csv]\npartialLineSeconds = {bad}\n"));
+            assert!(
+                d.message.contains(
+                    "`partialLineSeconds` in [csv] must be a whole number from 0 to 86400"
+                ),
+                "{}",
+                d.message
+            );
+        }
     }
 
     #[test]
