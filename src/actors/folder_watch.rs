@@ -21,6 +21,7 @@ use crate::actors::slot::Slot;
 use crate::actors::supervisor::Shutdown;
 use crate::actors::uploader::{Delivery, Enqueued, UploaderActor};
 use crate::config::{AfterImport, Config};
+use crate::csv::folder::{FolderId, FolderWatch, WatchAction};
 use crate::csv::removal::{removal_line, Fate};
 use crate::csv::sniff::CodePageChoice;
 use crate::csv::stability::TAIL_LEN;
@@ -35,6 +36,9 @@ use crate::status::{ImporterStatus, StatusBoard};
 
 /// Also scan this often, whatever notifications say.
 pub const RESCAN_EVERY: Duration = Duration::from_secs(30);
+/// How often the importer looks for its folder while it is gone: it is
+/// usually created again at once.
+const FOLDER_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// How often a paused importer checks whether the spool has room again.
 const ROOM_CHECK_EVERY: Duration = Duration::from_secs(5);
 /// The importer's id in `status` and the heartbeat, and its spool origin.
@@ -85,6 +89,14 @@ pub struct FolderWatchActor {
     pattern: Option<FilePattern>,
     ledger: Option<Arc<Mutex<Ledger>>>,
     watcher: Option<Box<dyn notify::Watcher>>,
+    /// Which folder the watch is on, to re-arm it when the folder is
+    /// replaced or comes back.
+    folder_watch: FolderWatch,
+    /// Looks for the folder every second while it is gone.
+    folder_check: Option<SpawnHandle>,
+    /// Counts the watches started: an event about the folder itself from a
+    /// watch already replaced (they arrive late) is not news.
+    watch_generation: u64,
     settling: Settling<PathBuf>,
     /// A timer is set to look at the file again at this instant.
     wake: HashMap<PathBuf, std::time::Instant>,
@@ -126,6 +138,9 @@ impl FolderWatchActor {
             pattern: None,
             ledger: None,
             watcher: None,
+            folder_watch: FolderWatch::default(),
+            folder_check: None,
+            watch_generation: 0,
             settling: Settling::new(settle).with_partial_line_quiet(partial_line),
             wake: HashMap::new(),
             approved: HashMap::new(),
@@ -225,13 +240,11 @@ impl FolderWatchActor {
             RESCAN_EVERY.as_secs()
         );
         self.set_state("watching", None);
-        self.start_watcher(ctx);
+        self.check_folder(ctx);
         self.scan(ctx);
         if self.rescan.is_none() {
             self.rescan = Some(ctx.run_interval(RESCAN_EVERY, |act, ctx| {
-                if act.watcher.is_none() {
-                    act.start_watcher(ctx);
-                }
+                act.check_folder(ctx);
                 act.scan(ctx);
             }));
         }
@@ -255,7 +268,11 @@ impl FolderWatchActor {
 
     fn stop_watching(&mut self, ctx: &mut Context<Self>) {
         self.watcher = None;
-        if let Some(handle) = self.rescan.take() {
+        self.folder_watch = FolderWatch::default();
+        for handle in [self.rescan.take(), self.folder_check.take()]
+            .into_iter()
+            .flatten()
+        {
             ctx.cancel_future(handle);
         }
         self.queue.clear();
@@ -263,15 +280,71 @@ impl FolderWatchActor {
         self.approved.clear();
     }
 
+    /// Looks at the folder at the import path and (re)arms the watch when it
+    /// is not on that folder; see `csv::folder`.
+    fn check_folder(&mut self, ctx: &mut Context<Self>) {
+        if self.pattern.is_none() {
+            return;
+        }
+        let seen = std::fs::metadata(self.folder())
+            .ok()
+            .filter(std::fs::Metadata::is_dir)
+            .map(|meta| FolderId::of(&meta));
+        let folder = self.folder().display().to_string();
+        match self.folder_watch.check(seen, self.folder_missing_warned) {
+            WatchAction::Keep => return,
+            WatchAction::Lost | WatchAction::Missing => {
+                // Dropped: a watch on a removed folder never fires again.
+                // Looked for every second: it is usually back at once.
+                self.watcher = None;
+                if self.folder_check.is_none() {
+                    self.folder_check = Some(
+                        ctx.run_interval(FOLDER_CHECK_EVERY, |act, ctx| act.check_folder(ctx)),
+                    );
+                }
+                return;
+            }
+            WatchAction::Arm => {}
+            WatchAction::Replaced => info!(
+                "the import folder {folder} was replaced (removed and created again, or \
+                 mounted over); watching the new one"
+            ),
+            WatchAction::Back => {
+                info!("the import folder {folder} is back; watching it again");
+                self.folder_missing_warned = false;
+                self.set_state("watching", None);
+            }
+        }
+        if let Some(handle) = self.folder_check.take() {
+            ctx.cancel_future(handle);
+        }
+        self.watcher = None;
+        self.start_watcher(ctx);
+        if self.watcher.is_some() {
+            if let Some(id) = seen {
+                self.folder_watch.watching(id);
+            }
+        }
+        // Files dropped between the replacement and the new watch.
+        self.scan(ctx);
+    }
+
     fn start_watcher(&mut self, ctx: &mut Context<Self>) {
         if !self.folder().is_dir() {
             return; // scan() warns and retries
         }
         let addr = ctx.address();
+        self.watch_generation += 1;
+        let generation = self.watch_generation;
         let on_event = move |event: notify::Result<notify::Event>| {
             if let Ok(event) = event {
+                let removed = event.kind.is_remove();
                 for path in event.paths {
-                    addr.do_send(FileEvent(path));
+                    addr.do_send(FileEvent {
+                        path,
+                        removed,
+                        generation,
+                    });
                 }
             }
         };
@@ -312,6 +385,7 @@ impl FolderWatchActor {
                     self.set_state("waiting for the import folder", Some(e.to_string()));
                 }
                 self.watcher = None;
+                self.folder_watch.not_watching();
                 return;
             }
         };
@@ -1058,16 +1132,37 @@ impl Actor for FolderWatchActor {
     }
 }
 
-/// The path of a file event from the OS watcher.
+/// The path of a file event from the OS watcher, whether it was a removal,
+/// and which watch (`watch_generation`) saw it.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct FileEvent(pub PathBuf);
+pub struct FileEvent {
+    pub path: PathBuf,
+    pub removed: bool,
+    pub generation: u64,
+}
 
 impl Handler<FileEvent> for FolderWatchActor {
     type Result = ();
 
-    fn handle(&mut self, FileEvent(path): FileEvent, ctx: &mut Context<Self>) {
-        self.consider(path, ctx);
+    fn handle(&mut self, event: FileEvent, ctx: &mut Context<Self>) {
+        let FileEvent {
+            path,
+            removed,
+            generation,
+        } = event;
+        if path == self.folder() {
+            if generation != self.watch_generation {
+                return; // about a folder no longer watched
+            }
+            // The watched folder itself was removed or renamed.
+            if removed {
+                self.folder_watch.removed();
+            }
+            self.check_folder(ctx);
+        } else {
+            self.consider(path, ctx);
+        }
     }
 }
 

@@ -2,7 +2,8 @@
 //! when they are complete ([`stability`]), what they contain ([`sniff`]), the
 //! single streaming pass that checksums, converts and counts them on their way
 //! into the spool ([`pipeline`]), and what was already imported or refused
-//! ([`ledger`]), and what to log when a file goes away ([`removal`]).
+//! ([`ledger`]); whether the watch is still on the import folder
+//! ([`folder`]) and what to log when a file goes away ([`removal`]).
 //!
 //! Everything except `pipeline` and `ledger` is pure: no I/O, no clock, no
 //! actor. The client does not parse CSV for the cloud (the integration's
@@ -10,6 +11,7 @@
 //! delimiter as metadata, and converts only UTF-16 and Windows-1254, which the
 //! cloud does not take.
 
+pub mod folder;
 pub mod ledger;
 pub mod pattern;
 pub mod pipeline;
