@@ -98,16 +98,17 @@ pub struct FolderWatchActor {
     /// watch already replaced (they arrive late) is not news.
     watch_generation: u64,
     settling: Settling<PathBuf>,
-    /// A timer is set to look at the file again at this instant.
+    /// A timer is set to look at the file again at this instant (kept only
+    /// for long waits, see `consider`).
     wake: HashMap<PathBuf, std::time::Instant>,
-    /// The version of a queued file that was found stable: a different one
-    /// found when it is read has changed since and must settle again.
-    approved: HashMap<PathBuf, Observation>,
     /// File versions handled in this run: no need to read them again.
     handled: HashMap<PathBuf, Handled>,
     /// Content spooled but not yet committed: sha256 → file name.
     in_upload: Arc<Mutex<HashMap<String, String>>>,
-    queue: VecDeque<PathBuf>,
+    /// Files to read, each with the version that was found stable: a
+    /// different one found when it is read has changed since and must
+    /// settle again.
+    queue: VecDeque<(PathBuf, Observation)>,
     queued: HashSet<PathBuf>,
     busy: bool,
     paused_for_room: bool,
@@ -143,7 +144,6 @@ impl FolderWatchActor {
             watch_generation: 0,
             settling: Settling::new(settle).with_partial_line_quiet(partial_line),
             wake: HashMap::new(),
-            approved: HashMap::new(),
             handled: HashMap::new(),
             in_upload: Arc::default(),
             queue: VecDeque::new(),
@@ -277,7 +277,6 @@ impl FolderWatchActor {
         }
         self.queue.clear();
         self.queued.clear();
-        self.approved.clear();
     }
 
     /// Looks at the folder at the import path and (re)arms the watch when it
@@ -518,13 +517,17 @@ impl FolderWatchActor {
                 self.take(path, observation, ctx);
             }
             Verdict::Wait(until) => {
-                // One timer per file and deadline: scans and events of a file
-                // that waits minutes for its line end do not pile them up.
-                if self.wake.get(&path).is_some_and(|&set| set <= until) {
-                    return;
-                }
-                self.wake.insert(path.clone(), until);
                 let delay = until.saturating_duration_since(now);
+                // A file waiting minutes for its line end is seen by every
+                // scan and event meanwhile: one timer per deadline, not one
+                // per look. Settle waits are too short to pile up, and 20,000
+                // files at start need no bookkeeping for them.
+                if delay > RESCAN_EVERY {
+                    if self.wake.get(&path).is_some_and(|&set| set <= until) {
+                        return;
+                    }
+                    self.wake.insert(path.clone(), until);
+                }
                 ctx.run_later(delay + Duration::from_millis(20), move |act, ctx| {
                     if act.wake.get(&path) == Some(&until) {
                         act.wake.remove(&path);
@@ -537,9 +540,8 @@ impl FolderWatchActor {
 
     /// Queues a stable file for reading, as the version `observation`.
     fn take(&mut self, path: PathBuf, observation: Observation, ctx: &mut Context<Self>) {
-        self.approved.insert(path.clone(), observation);
         self.queued.insert(path.clone());
-        self.queue.push_back(path);
+        self.queue.push_back((path, observation));
         self.process_next(ctx);
     }
 
@@ -569,7 +571,7 @@ impl FolderWatchActor {
         if self.busy || self.paused_for_room || self.paused_for_disk {
             return;
         }
-        let Some(path) = self.queue.pop_front() else {
+        let Some((path, approved)) = self.queue.pop_front() else {
             return;
         };
         let (Some(ledger), Some(_)) = (self.ledger.clone(), &self.pattern) else {
@@ -580,7 +582,6 @@ impl FolderWatchActor {
         let in_upload = Arc::clone(&self.in_upload);
         let max_bytes = self.settings.config.csv.max_bytes;
         let work_path = path.clone();
-        let approved = self.approved.get(&path).copied();
         let work = actix_rt::task::spawn_blocking(move || {
             prepare_file(&work_path, approved, &spool, &ledger, &in_upload, max_bytes)
         });
@@ -596,14 +597,15 @@ impl FolderWatchActor {
                     None,
                 ),
             };
-            act.finish(path, outcome, observation, ctx);
+            act.finish((path, approved), outcome, observation, ctx);
             act.process_next(ctx);
         }));
     }
 
+    /// What became of reading `path`, queued as the version `approved`.
     fn finish(
         &mut self,
-        path: PathBuf,
+        (path, approved): (PathBuf, Observation),
         outcome: Outcome,
         observation: Option<Observation>,
         ctx: &mut Context<Self>,
@@ -627,7 +629,6 @@ impl FolderWatchActor {
         }
         match outcome {
             Outcome::Spooled(item, code_page) => {
-                self.approved.remove(&path);
                 if let Some(observation) = observation {
                     let fate = Fate::Imported;
                     self.handled.insert(path, Handled { observation, fate });
@@ -649,7 +650,6 @@ impl FolderWatchActor {
                 }
             }
             Outcome::Duplicate { earlier, when } => {
-                self.approved.remove(&path);
                 if let Some(observation) = observation {
                     let fate = Fate::Duplicate;
                     self.handled.insert(path, Handled { observation, fate });
@@ -657,7 +657,6 @@ impl FolderWatchActor {
                 info!("skipped {name}: same content as {earlier} ({when})");
             }
             Outcome::Refused { reason, detail } => {
-                self.approved.remove(&path);
                 if let Some(o) = observation {
                     if let Some(ledger) = &self.ledger {
                         let key = path.to_string_lossy();
@@ -677,13 +676,11 @@ impl FolderWatchActor {
                 warn!("not importing {name}: {detail}; it is tried again when the file changes");
             }
             Outcome::Changed if path.symlink_metadata().is_err() => {
-                self.approved.remove(&path);
                 self.settling.forget(&path);
                 info!("{name} was removed while it was being read; nothing to import");
             }
             Outcome::Changed => {
                 debug!("{name} changed since it was found stable; waiting for it to settle");
-                self.approved.remove(&path);
                 self.settling.forget(&path);
                 ctx.run_later(Duration::from_millis(200), move |act, ctx| {
                     act.consider(path, ctx)
@@ -700,7 +697,7 @@ impl FolderWatchActor {
                 self.paused_for_room = true;
                 self.set_state("paused: spool full", None);
                 self.queued.insert(path.clone());
-                self.queue.push_front(path);
+                self.queue.push_front((path, approved));
                 ctx.run_later(ROOM_CHECK_EVERY, |act, ctx| act.check_room(ctx));
             }
             Outcome::DiskFull { error } => {
@@ -715,7 +712,7 @@ impl FolderWatchActor {
                 self.paused_for_disk = true;
                 self.set_state("paused: disk full", Some(error));
                 self.queued.insert(path.clone());
-                self.queue.push_front(path);
+                self.queue.push_front((path, approved));
                 ctx.run_later(ROOM_CHECK_EVERY, |act, ctx| {
                     act.paused_for_disk = false;
                     act.process_next(ctx);
@@ -732,7 +729,6 @@ impl FolderWatchActor {
                     );
                 }
                 self.failing.insert(path.clone(), error.clone());
-                self.approved.remove(&path);
                 self.settling.forget(&path);
                 self.set_state("watching", Some(format!("{name}: {error}")));
             }
@@ -966,7 +962,7 @@ const LOCAL_MTIME_NS: &str = "mtime_ns";
 /// imported before or is being uploaded.
 fn prepare_file(
     path: &Path,
-    approved: Option<Observation>,
+    approved: Observation,
     spool: &Spool,
     ledger: &Mutex<Ledger>,
     in_upload: &Mutex<HashMap<String, String>>,
@@ -979,7 +975,7 @@ fn prepare_file(
         size: meta.len(),
         mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
     };
-    if approved.is_some_and(|approved| approved != observed) {
+    if approved != observed {
         // Written to since it was found stable (perhaps cut mid-line again).
         return (Outcome::Changed, None);
     }
