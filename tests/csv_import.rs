@@ -455,6 +455,46 @@ fn peak_rss_bytes(pid: u32) -> u64 {
     kib * 1024
 }
 
+/// 20,000 files waiting in the folder when the client starts: each arrives
+/// once, in bounded memory (the settle state, timers and the ledger hold one
+/// small entry per file). Minutes long, and the limit is the release
+/// build's (a debug build takes some MiB more: 62 to 70 measured): run it
+/// with `cargo test --release --test csv_import -- --ignored twenty_thousand`.
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "imports 20,000 files; run on demand (see the doc comment)"]
+fn twenty_thousand_files_present_at_start_arrive_once_with_peak_rss_under_64_mb() {
+    const FILES: usize = 20_000;
+    let cloud = Emulator::start(&[]);
+    let integration = cloud.create_csv_integration("20,000 files");
+    let install = InstallDir::new();
+    let import = install.path().join("import");
+    std::fs::create_dir_all(&import).unwrap();
+    for n in 0..FILES {
+        std::fs::write(
+            import.join(format!("f-{n:05}.csv")),
+            interval_csv(100_000 + n),
+        )
+        .unwrap();
+    }
+    install.write_config(&format!(
+        "[app]\nimportDirectory = \"import\"\n[cloud]\nurl = \"{}\"\n[csv]\nsettleSeconds = 1\n",
+        cloud.url
+    ));
+    let started = std::time::Instant::now();
+    let client = install.run_paired(&cloud, &integration);
+    wait_for_imports(&cloud, FILES, Duration::from_secs(3600));
+    let seconds = started.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(cloud.imports().len(), FILES, "each once");
+    let peak = peak_rss_bytes(client.pid());
+    eprintln!(
+        "{FILES} files in {seconds:.0} s; peak RSS of the client: {:.1} MiB",
+        peak as f64 / (1 << 20) as f64
+    );
+    assert!(peak < 64 << 20, "peak RSS {peak} bytes");
+}
+
 /// 5 GB through the whole client with flat memory. Too big and slow for
 /// every CI run (it writes 5 GB and uploads about 1 GB): run it with
 /// `cargo test --release --test csv_import -- --ignored five_gigabyte`.

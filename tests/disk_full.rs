@@ -13,8 +13,7 @@ mod corpus;
 mod support;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use corpus::*;
@@ -22,50 +21,6 @@ use injixo_cloud_link::csv::Ledger;
 use serde_json::{json, Value};
 use support::emulator::Emulator;
 use support::*;
-
-/// A tmpfs of `size` mounted on `path`, unmounted when dropped (after the
-/// client, which is declared later and so dropped first).
-struct Tmpfs {
-    path: PathBuf,
-}
-
-impl Tmpfs {
-    fn mount(path: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(path).unwrap();
-        let status = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(path)
-            .status()
-            .expect("run mount");
-        assert!(
-            status.success(),
-            "cannot mount a tmpfs on {} (this test needs root, as CI has)",
-            path.display()
-        );
-        Tmpfs {
-            path: path.to_owned(),
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        for _ in 0..50 {
-            let unmounted = Command::new("umount").arg(&self.path).status();
-            if unmounted.is_ok_and(|s| s.success()) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
-    }
-}
 
 /// Stops `client` (it must exit cleanly) and starts it again; returns the
 /// new process and the log text that marks its start.

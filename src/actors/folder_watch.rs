@@ -21,8 +21,13 @@ use crate::actors::slot::Slot;
 use crate::actors::supervisor::Shutdown;
 use crate::actors::uploader::{Delivery, Enqueued, UploaderActor};
 use crate::config::{AfterImport, Config};
+use crate::csv::folder::{FolderId, FolderWatch, WatchAction};
+use crate::csv::removal::{removal_line, Fate};
+use crate::csv::sniff::CodePageChoice;
+use crate::csv::stability::TAIL_LEN;
 use crate::csv::{
-    FilePattern, Ledger, Observation, PipelineError, RefusalReason, Settling, Verdict,
+    ends_mid_line, FilePattern, Ledger, Observation, PipelineError, RefusalReason, Settling,
+    Verdict,
 };
 use crate::protocol::{Integration, IntegrationKind};
 use crate::spool::{NewItem, Spool, SpoolError};
@@ -31,6 +36,9 @@ use crate::status::{ImporterStatus, StatusBoard};
 
 /// Also scan this often, whatever notifications say.
 pub const RESCAN_EVERY: Duration = Duration::from_secs(30);
+/// How often the importer looks for its folder while it is gone: it is
+/// usually created again at once.
+const FOLDER_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// How often a paused importer checks whether the spool has room again.
 const ROOM_CHECK_EVERY: Duration = Duration::from_secs(5);
 /// The importer's id in `status` and the heartbeat, and its spool origin.
@@ -47,7 +55,9 @@ pub struct FolderWatchSettings {
 
 /// What one pass over a stable file came to.
 enum Outcome {
-    Spooled(Box<crate::spool::SpooledItem>),
+    /// With the code page chosen for an 8-bit file another one would also
+    /// read, for the log.
+    Spooled(Box<crate::spool::SpooledItem>, Option<CodePageChoice>),
     /// The content was imported before, or is being uploaded, under `earlier`.
     Duplicate {
         earlier: String,
@@ -79,12 +89,26 @@ pub struct FolderWatchActor {
     pattern: Option<FilePattern>,
     ledger: Option<Arc<Mutex<Ledger>>>,
     watcher: Option<Box<dyn notify::Watcher>>,
+    /// Which folder the watch is on, to re-arm it when the folder is
+    /// replaced or comes back.
+    folder_watch: FolderWatch,
+    /// Looks for the folder every second while it is gone.
+    folder_check: Option<SpawnHandle>,
+    /// Counts the watches started: an event about the folder itself from a
+    /// watch already replaced (they arrive late) is not news.
+    watch_generation: u64,
     settling: Settling<PathBuf>,
+    /// A timer is set to look at the file again at this instant (kept only
+    /// for long waits, see `consider`).
+    wake: HashMap<PathBuf, std::time::Instant>,
     /// File versions handled in this run: no need to read them again.
-    handled: HashMap<PathBuf, Observation>,
+    handled: HashMap<PathBuf, Handled>,
     /// Content spooled but not yet committed: sha256 → file name.
     in_upload: Arc<Mutex<HashMap<String, String>>>,
-    queue: VecDeque<PathBuf>,
+    /// Files to read, each with the version that was found stable: a
+    /// different one found when it is read has changed since and must
+    /// settle again.
+    queue: VecDeque<(PathBuf, Observation)>,
     queued: HashSet<PathBuf>,
     busy: bool,
     paused_for_room: bool,
@@ -109,12 +133,17 @@ pub struct FolderWatchActor {
 impl FolderWatchActor {
     pub fn new(settings: FolderWatchSettings) -> Self {
         let settle = Duration::from_secs(settings.config.csv.settle_seconds);
+        let partial_line = Duration::from_secs(settings.config.csv.partial_line_seconds);
         FolderWatchActor {
             settings,
             pattern: None,
             ledger: None,
             watcher: None,
-            settling: Settling::new(settle),
+            folder_watch: FolderWatch::default(),
+            folder_check: None,
+            watch_generation: 0,
+            settling: Settling::new(settle).with_partial_line_quiet(partial_line),
+            wake: HashMap::new(),
             handled: HashMap::new(),
             in_upload: Arc::default(),
             queue: VecDeque::new(),
@@ -211,13 +240,11 @@ impl FolderWatchActor {
             RESCAN_EVERY.as_secs()
         );
         self.set_state("watching", None);
-        self.start_watcher(ctx);
+        self.check_folder(ctx);
         self.scan(ctx);
         if self.rescan.is_none() {
             self.rescan = Some(ctx.run_interval(RESCAN_EVERY, |act, ctx| {
-                if act.watcher.is_none() {
-                    act.start_watcher(ctx);
-                }
+                act.check_folder(ctx);
                 act.scan(ctx);
             }));
         }
@@ -241,11 +268,64 @@ impl FolderWatchActor {
 
     fn stop_watching(&mut self, ctx: &mut Context<Self>) {
         self.watcher = None;
-        if let Some(handle) = self.rescan.take() {
+        self.folder_watch = FolderWatch::default();
+        for handle in [self.rescan.take(), self.folder_check.take()]
+            .into_iter()
+            .flatten()
+        {
             ctx.cancel_future(handle);
         }
         self.queue.clear();
         self.queued.clear();
+    }
+
+    /// Looks at the folder at the import path and (re)arms the watch when it
+    /// is not on that folder; see `csv::folder`.
+    fn check_folder(&mut self, ctx: &mut Context<Self>) {
+        if self.pattern.is_none() {
+            return;
+        }
+        let seen = std::fs::metadata(self.folder())
+            .ok()
+            .filter(std::fs::Metadata::is_dir)
+            .map(|meta| FolderId::of(&meta));
+        let folder = self.folder().display().to_string();
+        match self.folder_watch.check(seen, self.folder_missing_warned) {
+            WatchAction::Keep => return,
+            WatchAction::Lost | WatchAction::Missing => {
+                // Dropped: a watch on a removed folder never fires again.
+                // Looked for every second: it is usually back at once.
+                self.watcher = None;
+                if self.folder_check.is_none() {
+                    self.folder_check = Some(
+                        ctx.run_interval(FOLDER_CHECK_EVERY, |act, ctx| act.check_folder(ctx)),
+                    );
+                }
+                return;
+            }
+            WatchAction::Arm => {}
+            WatchAction::Replaced => info!(
+                "the import folder {folder} was replaced (removed and created again, or \
+                 mounted over); watching the new one"
+            ),
+            WatchAction::Back => {
+                info!("the import folder {folder} is back; watching it again");
+                self.folder_missing_warned = false;
+                self.set_state("watching", None);
+            }
+        }
+        if let Some(handle) = self.folder_check.take() {
+            ctx.cancel_future(handle);
+        }
+        self.watcher = None;
+        self.start_watcher(ctx);
+        if self.watcher.is_some() {
+            if let Some(id) = seen {
+                self.folder_watch.watching(id);
+            }
+        }
+        // Files dropped between the replacement and the new watch.
+        self.scan(ctx);
     }
 
     fn start_watcher(&mut self, ctx: &mut Context<Self>) {
@@ -253,10 +333,17 @@ impl FolderWatchActor {
             return; // scan() warns and retries
         }
         let addr = ctx.address();
+        self.watch_generation += 1;
+        let generation = self.watch_generation;
         let on_event = move |event: notify::Result<notify::Event>| {
             if let Ok(event) = event {
+                let removed = event.kind.is_remove();
                 for path in event.paths {
-                    addr.do_send(FileEvent(path));
+                    addr.do_send(FileEvent {
+                        path,
+                        removed,
+                        generation,
+                    });
                 }
             }
         };
@@ -297,6 +384,7 @@ impl FolderWatchActor {
                     self.set_state("waiting for the import folder", Some(e.to_string()));
                 }
                 self.watcher = None;
+                self.folder_watch.not_watching();
                 return;
             }
         };
@@ -311,8 +399,17 @@ impl FolderWatchActor {
         for entry in entries.flatten() {
             self.consider(entry.path(), ctx);
         }
-        // Forget settling state of files that are gone.
-        self.handled.retain(|path, _| path.exists());
+        // Forget files that are gone (a removal whose event was lost is
+        // reported here).
+        let gone: Vec<PathBuf> = self
+            .handled
+            .keys()
+            .filter(|path| !path.exists())
+            .cloned()
+            .collect();
+        for path in gone {
+            self.gone(&path);
+        }
         self.not_importable
             .retain(|path, _| path.symlink_metadata().is_ok());
         self.failing
@@ -352,8 +449,8 @@ impl FolderWatchActor {
                     self.settling.forget(&path);
                     let reason = "it is a symbolic link to a file that does not exist".into();
                     self.not_importable(&path, &name, reason);
-                } else if self.settling.vanished(&path) {
-                    info!("{name} was removed before it was imported; nothing to import");
+                } else {
+                    self.gone(&path);
                 }
                 return;
             }
@@ -379,36 +476,94 @@ impl FolderWatchActor {
             size: meta.len(),
             mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
         };
-        if self.handled.get(&path) == Some(&observation) || self.queued.contains(&path) {
+        if self.handled.get(&path).map(|h| h.observation) == Some(observation)
+            || self.queued.contains(&path)
+        {
             return;
         }
         if let Some(ledger) = &self.ledger {
             let ledger = lock(ledger);
             let key = path.to_string_lossy();
-            if ledger
+            let fate = if ledger
                 .refusal(&key, observation.size, observation.mtime)
                 .is_some()
-                || ledger.is_known_version(&key, observation.size, observation.mtime)
             {
-                self.handled.insert(path, observation);
+                Some(Fate::Refused)
+            } else if ledger.is_known_version(&key, observation.size, observation.mtime) {
+                Some(Fate::Imported)
+            } else {
+                None
+            };
+            if let Some(fate) = fate {
+                self.handled.insert(path, Handled { observation, fate });
                 return;
             }
         }
+        // A file that cannot be read is not cut: the reader reports why.
+        let mid_line = read_tail(&path, observation.size)
+            .is_ok_and(|tail| ends_mid_line(&tail, observation.size));
+        let now = std::time::Instant::now();
         match self
             .settling
-            .observe(path.clone(), observation, std::time::Instant::now())
+            .observe(path.clone(), observation, mid_line, now)
         {
-            Verdict::Stable => {
-                self.queued.insert(path.clone());
-                self.queue.push_back(path);
-                self.process_next(ctx);
+            Verdict::Stable => self.take(path, observation, ctx),
+            Verdict::StableMidLine => {
+                warn!(
+                    "importing {name} although its last line has no line end: it stayed \
+                     unchanged for {} s ([csv] partialLineSeconds), so it is taken as complete",
+                    self.settling.partial_line_quiet().as_secs()
+                );
+                self.take(path, observation, ctx);
             }
             Verdict::Wait(until) => {
-                let delay = until.saturating_duration_since(std::time::Instant::now());
+                let delay = until.saturating_duration_since(now);
+                // A file waiting minutes for its line end is seen by every
+                // scan and event meanwhile: one timer per deadline, not one
+                // per look. Settle waits are too short to pile up, and 20,000
+                // files at start need no bookkeeping for them.
+                if delay > RESCAN_EVERY {
+                    if self.wake.get(&path).is_some_and(|&set| set <= until) {
+                        return;
+                    }
+                    self.wake.insert(path.clone(), until);
+                }
                 ctx.run_later(delay + Duration::from_millis(20), move |act, ctx| {
+                    if act.wake.get(&path) == Some(&until) {
+                        act.wake.remove(&path);
+                    }
                     act.consider(path, ctx)
                 });
             }
+        }
+    }
+
+    /// Queues a stable file for reading, as the version `observation`.
+    fn take(&mut self, path: PathBuf, observation: Observation, ctx: &mut Context<Self>) {
+        self.queued.insert(path.clone());
+        self.queue.push_back((path, observation));
+        self.process_next(ctx);
+    }
+
+    /// `path` is no longer in the import folder: one line saying what that
+    /// means for its data, and its state forgotten.
+    fn gone(&mut self, path: &Path) {
+        let fate = if self.queued.contains(path) {
+            Fate::Reading
+        } else if let Some(handled) = self.handled.remove(path) {
+            self.settling.forget(&path.to_path_buf());
+            handled.fate
+        } else if self.settling.vanished(&path.to_path_buf()) {
+            Fate::Settling
+        } else {
+            Fate::Untracked
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Some(line) = removal_line(&name, fate) {
+            info!("{line}");
         }
     }
 
@@ -416,7 +571,7 @@ impl FolderWatchActor {
         if self.busy || self.paused_for_room || self.paused_for_disk {
             return;
         }
-        let Some(path) = self.queue.pop_front() else {
+        let Some((path, approved)) = self.queue.pop_front() else {
             return;
         };
         let (Some(ledger), Some(_)) = (self.ledger.clone(), &self.pattern) else {
@@ -428,7 +583,7 @@ impl FolderWatchActor {
         let max_bytes = self.settings.config.csv.max_bytes;
         let work_path = path.clone();
         let work = actix_rt::task::spawn_blocking(move || {
-            prepare_file(&work_path, &spool, &ledger, &in_upload, max_bytes)
+            prepare_file(&work_path, approved, &spool, &ledger, &in_upload, max_bytes)
         });
         ctx.spawn(work.into_actor(self).map(move |joined, act, ctx| {
             act.busy = false;
@@ -442,14 +597,15 @@ impl FolderWatchActor {
                     None,
                 ),
             };
-            act.finish(path, outcome, observation, ctx);
+            act.finish((path, approved), outcome, observation, ctx);
             act.process_next(ctx);
         }));
     }
 
+    /// What became of reading `path`, queued as the version `approved`.
     fn finish(
         &mut self,
-        path: PathBuf,
+        (path, approved): (PathBuf, Observation),
         outcome: Outcome,
         observation: Option<Observation>,
         ctx: &mut Context<Self>,
@@ -464,7 +620,7 @@ impl FolderWatchActor {
             info!("{name} could be read this time");
         }
         // Only a file written whole into the spool proves there is room.
-        if matches!(outcome, Outcome::Spooled(_) | Outcome::Duplicate { .. })
+        if matches!(outcome, Outcome::Spooled(..) | Outcome::Duplicate { .. })
             && std::mem::take(&mut self.disk_full_reported)
         {
             info!("the spool's disk has room again; CSV import resumes");
@@ -472,11 +628,15 @@ impl FolderWatchActor {
             self.record_unrecorded();
         }
         match outcome {
-            Outcome::Spooled(item) => {
-                if let Some(o) = observation {
-                    self.handled.insert(path, o);
+            Outcome::Spooled(item, code_page) => {
+                if let Some(observation) = observation {
+                    let fate = Fate::Imported;
+                    self.handled.insert(path, Handled { observation, fate });
                 }
                 debug!("spooled {name} as item {}", item.id);
+                if let Some(line) = code_page.and_then(|choice| choice.log_line(&name)) {
+                    info!("{line}");
+                }
                 if item.metadata.get("counts_complete") == Some(&false.into()) {
                     warn!(
                         "{name} has a record longer than {} MiB (an unbalanced quote, or no \
@@ -490,8 +650,9 @@ impl FolderWatchActor {
                 }
             }
             Outcome::Duplicate { earlier, when } => {
-                if let Some(o) = observation {
-                    self.handled.insert(path, o);
+                if let Some(observation) = observation {
+                    let fate = Fate::Duplicate;
+                    self.handled.insert(path, Handled { observation, fate });
                 }
                 info!("skipped {name}: same content as {earlier} ({when})");
             }
@@ -503,7 +664,14 @@ impl FolderWatchActor {
                             warn!("cannot record the refusal of {name} in the ledger: {e}");
                         }
                     }
-                    self.handled.insert(path, o);
+                    let fate = Fate::Refused;
+                    self.handled.insert(
+                        path,
+                        Handled {
+                            observation: o,
+                            fate,
+                        },
+                    );
                 }
                 warn!("not importing {name}: {detail}; it is tried again when the file changes");
             }
@@ -512,7 +680,7 @@ impl FolderWatchActor {
                 info!("{name} was removed while it was being read; nothing to import");
             }
             Outcome::Changed => {
-                debug!("{name} changed while it was read; waiting for it to settle");
+                debug!("{name} changed since it was found stable; waiting for it to settle");
                 self.settling.forget(&path);
                 ctx.run_later(Duration::from_millis(200), move |act, ctx| {
                     act.consider(path, ctx)
@@ -529,7 +697,7 @@ impl FolderWatchActor {
                 self.paused_for_room = true;
                 self.set_state("paused: spool full", None);
                 self.queued.insert(path.clone());
-                self.queue.push_front(path);
+                self.queue.push_front((path, approved));
                 ctx.run_later(ROOM_CHECK_EVERY, |act, ctx| act.check_room(ctx));
             }
             Outcome::DiskFull { error } => {
@@ -544,7 +712,7 @@ impl FolderWatchActor {
                 self.paused_for_disk = true;
                 self.set_state("paused: disk full", Some(error));
                 self.queued.insert(path.clone());
-                self.queue.push_front(path);
+                self.queue.push_front((path, approved));
                 ctx.run_later(ROOM_CHECK_EVERY, |act, ctx| {
                     act.paused_for_disk = false;
                     act.process_next(ctx);
@@ -640,7 +808,11 @@ impl FolderWatchActor {
                 });
                 if self.settings.config.csv.after_import == AfterImport::Move {
                     if let Some((path, size, mtime)) = source {
-                        move_imported(self.folder(), &path, size, mtime);
+                        if move_imported(self.folder(), &path, size, mtime) {
+                            // The move's own line says where it went.
+                            self.handled.remove(&path);
+                            self.settling.forget(&path);
+                        }
                     }
                 }
             }
@@ -655,6 +827,25 @@ impl FolderWatchActor {
             }
         }
     }
+}
+
+/// A file version handled in this run, and what became of it.
+#[derive(Debug, Clone, Copy)]
+struct Handled {
+    observation: Observation,
+    fate: Fate,
+}
+
+/// The last bytes of a file of `size` bytes (up to [`TAIL_LEN`]), to tell
+/// whether it ends mid-line.
+fn read_tail(path: &Path, size: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let take = size.min(TAIL_LEN);
+    let mut file = std::fs::File::open(path)?;
+    file.seek(SeekFrom::Start(size - take))?;
+    let mut tail = Vec::with_capacity(TAIL_LEN as usize);
+    file.take(take).read_to_end(&mut tail)?;
+    Ok(tail)
 }
 
 /// A confirmed import, as the ledger records it.
@@ -726,17 +917,20 @@ fn source_file(item: &crate::spool::SpooledItem) -> Option<(PathBuf, u64, System
 
 /// `afterImport = "move"`: into `imported/<date>/`, only if the file is still
 /// the version that was imported (a newer version stays for its own import).
-fn move_imported(folder: &Path, path: &Path, size: u64, modified: SystemTime) {
+/// Returns whether it was moved.
+fn move_imported(folder: &Path, path: &Path, size: u64, modified: SystemTime) -> bool {
     let Ok(meta) = std::fs::metadata(path) else {
-        return;
+        return false;
     };
     if meta.len() != size || meta.modified().ok() != Some(modified) {
-        return;
+        return false;
     }
     let target_dir = folder
         .join("imported")
         .join(chrono::Local::now().format("%Y-%m-%d").to_string());
-    let Some(name) = path.file_name() else { return };
+    let Some(name) = path.file_name() else {
+        return false;
+    };
     let mut target = target_dir.join(name);
     let mut n = 1;
     while target.exists() {
@@ -744,12 +938,18 @@ fn move_imported(folder: &Path, path: &Path, size: u64, modified: SystemTime) {
         n += 1;
     }
     match std::fs::create_dir_all(&target_dir).and_then(|()| std::fs::rename(path, &target)) {
-        Ok(()) => info!("moved {} to {}", path.display(), target.display()),
-        Err(e) => warn!(
-            "cannot move {} to {}: {e}; it stays where it is",
-            path.display(),
-            target.display()
-        ),
+        Ok(()) => {
+            info!("moved {} to {}", path.display(), target.display());
+            true
+        }
+        Err(e) => {
+            warn!(
+                "cannot move {} to {}: {e}; it stays where it is",
+                path.display(),
+                target.display()
+            );
+            false
+        }
     }
 }
 
@@ -762,6 +962,7 @@ const LOCAL_MTIME_NS: &str = "mtime_ns";
 /// imported before or is being uploaded.
 fn prepare_file(
     path: &Path,
+    approved: Observation,
     spool: &Spool,
     ledger: &Mutex<Ledger>,
     in_upload: &Mutex<HashMap<String, String>>,
@@ -774,48 +975,66 @@ fn prepare_file(
         size: meta.len(),
         mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
     };
+    if approved != observed {
+        // Written to since it was found stable (perhaps cut mid-line again).
+        return (Outcome::Changed, None);
+    }
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut writer = match spool.begin(&name) {
-        Ok(writer) => writer,
-        Err(SpoolError::Full { used, budget }) => {
-            return (Outcome::SpoolFull { used, budget }, Some(observed))
-        }
-        Err(SpoolError::Io { source, .. }) if is_disk_full(&source) => {
-            let error = source.to_string();
-            return (Outcome::DiskFull { error }, Some(observed));
-        }
-        Err(e) => {
-            return (
-                Outcome::Failed {
-                    error: crate::report::chain(&e),
-                },
-                Some(observed),
-            )
-        }
-    };
-    let prepared = match crate::csv::prepare(path, &mut writer, max_bytes) {
-        Ok(prepared) => prepared,
-        Err(e) => {
-            writer.abort();
-            let outcome = match (e.refusal(), &e) {
-                (Some(reason), _) => Outcome::Refused {
-                    reason,
-                    detail: e.to_string(),
-                },
-                (None, PipelineError::Vanished { .. } | PipelineError::Changed { .. }) => {
-                    return (Outcome::Changed, None)
-                }
-                (None, PipelineError::Sink(source)) if is_disk_full(source) => Outcome::DiskFull {
-                    error: source.to_string(),
-                },
-                (None, _) => Outcome::Failed {
-                    error: crate::report::chain(&e),
-                },
-            };
-            return (outcome, Some(observed));
+    // A second pass only when the whole file turned out to be in an encoding
+    // written differently from what its first part suggested.
+    let mut encoding = None;
+    let (writer, prepared) = loop {
+        let mut writer = match spool.begin(&name) {
+            Ok(writer) => writer,
+            Err(SpoolError::Full { used, budget }) => {
+                return (Outcome::SpoolFull { used, budget }, Some(observed))
+            }
+            Err(SpoolError::Io { source, .. }) if is_disk_full(&source) => {
+                let error = source.to_string();
+                return (Outcome::DiskFull { error }, Some(observed));
+            }
+            Err(e) => {
+                return (
+                    Outcome::Failed {
+                        error: crate::report::chain(&e),
+                    },
+                    Some(observed),
+                )
+            }
+        };
+        match crate::csv::pipeline::prepare_as(path, &mut writer, max_bytes, encoding) {
+            Ok(prepared) => break (writer, prepared),
+            Err(PipelineError::EncodingRevised {
+                encoding: whole, ..
+            }) if encoding.is_none() => {
+                writer.abort();
+                debug!("reading {name} again as {whole}");
+                encoding = Some(whole);
+            }
+            Err(e) => {
+                writer.abort();
+                let outcome = match (e.refusal(), &e) {
+                    (Some(reason), _) => Outcome::Refused {
+                        reason,
+                        detail: e.to_string(),
+                    },
+                    (None, PipelineError::Vanished { .. } | PipelineError::Changed { .. }) => {
+                        return (Outcome::Changed, None)
+                    }
+                    (None, PipelineError::Sink(source)) if is_disk_full(source) => {
+                        Outcome::DiskFull {
+                            error: source.to_string(),
+                        }
+                    }
+                    (None, _) => Outcome::Failed {
+                        error: crate::report::chain(&e),
+                    },
+                };
+                return (outcome, Some(observed));
+            }
         }
     };
     if let Some(earlier) = lock(ledger).imported(&prepared.sha256) {
@@ -868,7 +1087,10 @@ fn prepare_file(
         local,
     };
     match writer.commit(item) {
-        Ok(item) => (Outcome::Spooled(Box::new(item)), Some(observed)),
+        Ok(item) => (
+            Outcome::Spooled(Box::new(item), prepared.code_page_choice),
+            Some(observed),
+        ),
         Err(e) => {
             lock(in_upload).remove(&prepared.sha256);
             let outcome = match e {
@@ -906,16 +1128,37 @@ impl Actor for FolderWatchActor {
     }
 }
 
-/// The path of a file event from the OS watcher.
+/// The path of a file event from the OS watcher, whether it was a removal,
+/// and which watch (`watch_generation`) saw it.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct FileEvent(pub PathBuf);
+pub struct FileEvent {
+    pub path: PathBuf,
+    pub removed: bool,
+    pub generation: u64,
+}
 
 impl Handler<FileEvent> for FolderWatchActor {
     type Result = ();
 
-    fn handle(&mut self, FileEvent(path): FileEvent, ctx: &mut Context<Self>) {
-        self.consider(path, ctx);
+    fn handle(&mut self, event: FileEvent, ctx: &mut Context<Self>) {
+        let FileEvent {
+            path,
+            removed,
+            generation,
+        } = event;
+        if path == self.folder() {
+            if generation != self.watch_generation {
+                return; // about a folder no longer watched
+            }
+            // The watched folder itself was removed or renamed.
+            if removed {
+                self.folder_watch.removed();
+            }
+            self.check_folder(ctx);
+        } else {
+            self.consider(path, ctx);
+        }
     }
 }
 

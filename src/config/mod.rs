@@ -33,6 +33,8 @@ pub const DEFAULT_SETTLE_SECONDS: u64 = 2;
 const MAX_SETTLE_SECONDS: i64 = 3600;
 /// A connected feed silent this long gets a warning (issue 13's default).
 pub const DEFAULT_SILENCE_MINUTES: u64 = 10;
+pub const DEFAULT_PARTIAL_LINE_SECONDS: u64 = 300;
+const MAX_PARTIAL_LINE_SECONDS: i64 = 86_400;
 
 /// Every section and key the file may hold. An unknown one is an error, so a
 /// typo never silently falls back to a default.
@@ -41,7 +43,16 @@ const SCHEMA: &[(&str, &[&str])] = &[
     ("cloud", &["url"]),
     ("log", &["keepDays"]),
     ("spool", &["maxBytes"]),
-    ("csv", &["poll", "settleSeconds", "maxBytes", "afterImport"]),
+    (
+        "csv",
+        &[
+            "poll",
+            "settleSeconds",
+            "partialLineSeconds",
+            "maxBytes",
+            "afterImport",
+        ],
+    ),
     ("database", &["connectionString", "uid", "password"]),
     (
         "realtime",
@@ -123,6 +134,10 @@ pub struct CsvImportSettings {
     pub poll: bool,
     /// A file is taken once its size and time stamp stayed the same this long.
     pub settle_seconds: u64,
+    /// A file whose last line has no line end yet is still being written; it
+    /// is taken anyway once unchanged this long (never less than
+    /// `settle_seconds`).
+    pub partial_line_seconds: u64,
     /// Larger files are not uploaded (one warning each).
     pub max_bytes: u64,
     pub after_import: AfterImport,
@@ -287,6 +302,14 @@ impl Config {
         let settle_seconds = reader
             .integer(csv, "csv", "settleSeconds", 0..=MAX_SETTLE_SECONDS)
             .map_or(DEFAULT_SETTLE_SECONDS, |s| s as u64);
+        let partial_line_seconds = reader
+            .integer(
+                csv,
+                "csv",
+                "partialLineSeconds",
+                0..=MAX_PARTIAL_LINE_SECONDS,
+            )
+            .map_or(DEFAULT_PARTIAL_LINE_SECONDS, |s| s as u64);
         let csv_max_bytes = reader
             .byte_size(csv, "csv", "maxBytes")
             .unwrap_or(DEFAULT_CSV_MAX_BYTES);
@@ -371,6 +394,7 @@ impl Config {
             csv: CsvImportSettings {
                 poll,
                 settle_seconds,
+                partial_line_seconds,
                 max_bytes: csv_max_bytes,
                 after_import,
             },
@@ -467,6 +491,12 @@ impl Config {
             "settleSeconds = {}  {}",
             self.csv.settle_seconds,
             origin("csv.settleSeconds")
+        );
+        let _ = writeln!(
+            out,
+            "partialLineSeconds = {}  {}",
+            self.csv.partial_line_seconds,
+            origin("csv.partialLineSeconds")
         );
         let _ = writeln!(
             out,
@@ -984,6 +1014,7 @@ const SCHEMA_KEYS: &[(&str, &str, &str)] = &[
     ("spool", "maxBytes", "spool.maxBytes"),
     ("csv", "poll", "csv.poll"),
     ("csv", "settleSeconds", "csv.settleSeconds"),
+    ("csv", "partialLineSeconds", "csv.partialLineSeconds"),
     ("csv", "maxBytes", "csv.maxBytes"),
     ("csv", "afterImport", "csv.afterImport"),
     ("database", "connectionString", "database.connectionString"),
@@ -1314,6 +1345,25 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         assert!(parse(&body).is_ok(), "{body}");
+    }
+
+    #[test]
+    fn partial_line_seconds_default_value_and_range() {
+        let c = parse("").unwrap();
+        assert_eq!(c.csv.partial_line_seconds, 300);
+        assert!(c.describe().contains("partialLineSeconds = 300  # default"));
+        let c = parse("[csv]\npartialLineSeconds = 30\n").unwrap();
+        assert_eq!(c.csv.partial_line_seconds, 30);
+        for bad in ["-1", "86401", "\"5 min\""] {
+            let d = only_problem(&format!("[csv]\npartialLineSeconds = {bad}\n"));
+            assert!(
+                d.message.contains(
+                    "`partialLineSeconds` in [csv] must be a whole number from 0 to 86400"
+                ),
+                "{}",
+                d.message
+            );
+        }
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!   idempotency key) and checks the size limit,
 //! - checks for NUL bytes and keeps validating UTF-8 across chunk boundaries
 //!   (or gathers 8-bit statistics once UTF-8 is ruled out),
-//! - converts UTF-16 to UTF-8 (the only conversion), and
+//! - converts UTF-16 and windows-1254 to UTF-8 (the encodings the cloud does
+//!   not take; see [`Encoding::conversion`]), and
 //! - writes the resulting bytes to the sink (the spool item) before handing
 //!   them to csv-async, which counts the records.
 //!
@@ -19,6 +20,13 @@
 //! a record that grows past [`MAX_RECORD_BYTES`] (an unbalanced quote that
 //! swallows the rest of the file) stops the counting, and the tee pumps the
 //! rest through on its own, so the file is still uploaded whole.
+//!
+//! The code page of an 8-bit file is decided on the whole file, but bytes
+//! leave for the sink as they are read: when the whole file calls for another
+//! conversion than its first [`SNIFF_LEN`] bytes did (Turkish letters, or a €,
+//! only further down), the pass ends with
+//! [`PipelineError::EncodingRevised`], and the caller discards the sink and
+//! reads the file again with [`prepare_as`] and that encoding.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -30,12 +38,14 @@ use std::time::SystemTime;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use csv_async::{AsyncReaderBuilder, ByteRecord};
-use encoding_rs::{Decoder, UTF_16BE, UTF_16LE};
+use encoding_rs::Decoder;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::ledger::RefusalReason;
-use super::sniff::{self, EightBitStats, Encoding, HeaderGuess, Utf8Validator, SNIFF_LEN};
+use super::sniff::{
+    self, CodePageChoice, EightBitStats, Encoding, HeaderGuess, Utf8Validator, SNIFF_LEN,
+};
 
 /// Size of each read. Large enough that hashing, validation and syscalls work
 /// on big slices; small enough to be irrelevant for memory.
@@ -71,6 +81,18 @@ pub enum PipelineError {
     Changed { path: PathBuf },
     #[error("cannot write to the spool: {0}")]
     Sink(#[source] io::Error),
+    /// The whole file is in an encoding that is written differently from
+    /// the one its first part suggested (see the module documentation):
+    /// what the sink got is not to be used; read it again as `encoding`.
+    #[error(
+        "{} is {encoding} as a whole, not {sniffed} as its first part suggested; it is read again",
+        path.display()
+    )]
+    EncodingRevised {
+        path: PathBuf,
+        sniffed: Encoding,
+        encoding: Encoding,
+    },
     /// Unix: a symbolic link owned by one user to a file owned by another.
     /// The service reads as root; following such a link would let anyone who
     /// can write into the import folder upload any file of the machine (a
@@ -108,7 +130,8 @@ pub struct Prepared {
     /// conversion).
     pub sha256: String,
     pub original_bytes: u64,
-    /// Bytes written to the sink (differs from `original_bytes` for UTF-16).
+    /// Bytes written to the sink (differs from `original_bytes` when
+    /// converted).
     pub written_bytes: u64,
     /// The encoding of the original file; see [`Encoding::label`].
     pub encoding: &'static str,
@@ -128,6 +151,9 @@ pub struct Prepared {
     /// [`MAX_RECORD_BYTES`]: `rows` and `columns` then cover the file only up
     /// to there (the bytes written are still the whole file).
     pub counts_complete: bool,
+    /// For an 8-bit file that another code page would also read as text, but
+    /// differently: the choice and its confidence, for the log.
+    pub code_page_choice: Option<CodePageChoice>,
 }
 
 impl Prepared {
@@ -181,14 +207,27 @@ fn check_link_owner(path: &Path, opened: &std::fs::Metadata) -> Result<(), Pipel
     Ok(())
 }
 
-/// Reads the file at `path` once, writes its bytes (UTF-16 converted to
-/// UTF-8) to `sink`, and returns its checksum, encoding and counts. Stops at
-/// the first NUL byte or once `max_bytes` is exceeded; the sink then holds a
-/// partial file, which the caller discards.
+/// Reads the file at `path` once, writes its bytes (UTF-16 and windows-1254
+/// converted to UTF-8) to `sink`, and returns its checksum, encoding and
+/// counts. Stops at the first NUL byte or once `max_bytes` is exceeded; the
+/// sink then holds a partial file, which the caller discards (as after
+/// [`PipelineError::EncodingRevised`], then to call [`prepare_as`]).
 pub fn prepare<W: Write + Send>(
     path: &Path,
     sink: &mut W,
     max_bytes: u64,
+) -> Result<Prepared, PipelineError> {
+    prepare_as(path, sink, max_bytes, None)
+}
+
+/// [`prepare`], reading the file as `encoding` when given (what
+/// [`PipelineError::EncodingRevised`] said) instead of what its first bytes
+/// suggest.
+pub fn prepare_as<W: Write + Send>(
+    path: &Path,
+    sink: &mut W,
+    max_bytes: u64,
+    encoding: Option<Encoding>,
 ) -> Result<Prepared, PipelineError> {
     let io_error = |source: io::Error| classify_io(path, source);
     let file = File::open(path).map_err(io_error)?;
@@ -204,7 +243,7 @@ pub fn prepare<W: Write + Send>(
         });
     }
 
-    let prepared = prepare_from(path, file, sink, max_bytes)?;
+    let prepared = pass(path, file, sink, max_bytes, encoding)?;
     check_unchanged(path, &before, prepared.original_bytes)?;
     Ok(prepared)
 }
@@ -215,15 +254,28 @@ pub fn prepare<W: Write + Send>(
 /// which is how the fuzzer drives the sniffing, conversion and counting.
 pub fn prepare_from<R: Read + Unpin + Send, W: Write + Send>(
     path: &Path,
-    mut source: R,
+    source: R,
     sink: &mut W,
     max_bytes: u64,
 ) -> Result<Prepared, PipelineError> {
+    pass(path, source, sink, max_bytes, None)
+}
+
+fn pass<R: Read + Unpin + Send, W: Write + Send>(
+    path: &Path,
+    mut source: R,
+    sink: &mut W,
+    max_bytes: u64,
+    forced: Option<Encoding>,
+) -> Result<Prepared, PipelineError> {
     let prefix = read_prefix(&mut source).map_err(|error| classify_io(path, error))?;
     let at_eof = prefix.len() < SNIFF_LEN;
-    let sniffed = sniff::sniff(&prefix, at_eof).map_err(|not_text| PipelineError::NotText {
+    let mut sniffed = sniff::sniff(&prefix, at_eof).map_err(|not_text| PipelineError::NotText {
         offset: not_text.offset,
     })?;
+    if let Some(encoding) = forced {
+        sniffed.encoding = encoding;
+    }
 
     let tee = Tee::new(path, source, prefix, sniffed.encoding, sink, max_bytes);
     let delimiter = sniffed.delimiter.map_or(NO_DELIMITER, |d| d as u8);
@@ -265,7 +317,17 @@ pub fn prepare_from<R: Read + Unpin + Send, W: Write + Send>(
     // it did not read still goes to the sink; its records are not counted.
     let uncounted = tee.pump_rest()?;
     let counts_complete = !tee.parse_cut && uncounted == 0;
-    let encoding = tee.final_encoding(sniffed.encoding);
+    let (encoding, code_page_choice) = match forced {
+        Some(encoding) => (encoding, tee.code_page_choice()),
+        None => tee.final_encoding(sniffed.encoding),
+    };
+    if encoding.conversion() != sniffed.encoding.conversion() {
+        return Err(PipelineError::EncodingRevised {
+            path: path.to_owned(),
+            sniffed: sniffed.encoding,
+            encoding,
+        });
+    }
     let (hasher, original_bytes, written_bytes) =
         (tee.hasher, tee.original_bytes, tee.written_bytes);
     sink.flush().map_err(PipelineError::Sink)?;
@@ -282,6 +344,7 @@ pub fn prepare_from<R: Read + Unpin + Send, W: Write + Send>(
         ragged: counts.ragged,
         header: counts.header.header_likely(),
         counts_complete,
+        code_page_choice,
     })
 }
 
@@ -360,7 +423,8 @@ struct Tee<'a, R: Read, W: Write> {
     /// The bytes already read for sniffing, served before the file's next.
     prefix: Vec<u8>,
     prefix_served: usize,
-    /// For UTF-16 only: the raw chunk, and its conversion not yet handed out.
+    /// For converted encodings only: the raw chunk, and its conversion not
+    /// yet handed out.
     decoder: Option<Decoder>,
     raw: Vec<u8>,
     converted: Vec<u8>,
@@ -396,11 +460,13 @@ impl<'a, R: Read, W: Write> Tee<'a, R, W> {
         sink: &'a mut W,
         max_bytes: u64,
     ) -> Self {
-        let decoder = match encoding {
-            Encoding::Utf16Le => Some(UTF_16LE.new_decoder_with_bom_removal()),
-            Encoding::Utf16Be => Some(UTF_16BE.new_decoder_with_bom_removal()),
-            _ => None,
-        };
+        let decoder = encoding.conversion().map(|from| {
+            if encoding.is_utf16() {
+                from.new_decoder_with_bom_removal()
+            } else {
+                from.new_decoder_without_bom_handling()
+            }
+        });
         let (raw, converted) = match &decoder {
             Some(decoder) => (
                 vec![0; BUFFER_SIZE],
@@ -526,7 +592,10 @@ impl<'a, R: Read, W: Write> Tee<'a, R, W> {
         let read = self.read_source(&mut raw);
         let result = read.and_then(|n| {
             let last = n == 0;
-            let decoder = self.decoder.as_mut().expect("UTF-16 has a decoder");
+            let decoder = self
+                .decoder
+                .as_mut()
+                .expect("a converted encoding has a decoder");
             self.converted.clear();
             self.converted_served = 0;
             let mut input = &raw[..n];
@@ -571,18 +640,27 @@ impl<'a, R: Read, W: Write> Tee<'a, R, W> {
         }
     }
 
-    fn final_encoding(&mut self, sniffed: Encoding) -> Encoding {
+    /// The encoding of the whole file, and for an 8-bit one the choice of
+    /// its code page when another would read it differently.
+    fn final_encoding(&mut self, sniffed: Encoding) -> (Encoding, Option<CodePageChoice>) {
         if let Some(validator) = &mut self.utf8 {
             if validator.finish() {
-                return sniffed;
+                return (sniffed, None);
             }
         }
         match &self.eight_bit {
-            Some(stats) => stats.guess(),
+            Some(stats) => (stats.guess(), self.code_page_choice()),
             // A UTF-8 file whose only fault is a character cut by its end.
-            None if sniffed.is_utf8() => EightBitStats::default().guess(),
-            None => sniffed,
+            None if sniffed.is_utf8() => (EightBitStats::default().guess(), None),
+            None => (sniffed, None),
         }
+    }
+
+    fn code_page_choice(&self) -> Option<CodePageChoice> {
+        self.eight_bit
+            .as_ref()
+            .map(EightBitStats::choice)
+            .filter(|choice| choice.runner_up.is_some())
     }
 }
 
@@ -680,6 +758,7 @@ mod tests {
                 ragged: false,
                 header: true,
                 counts_complete: true,
+                code_page_choice: None,
             }
         );
     }
@@ -866,6 +945,84 @@ mod tests {
         assert_eq!(run(&path).0.unwrap().encoding, "utf-8");
     }
 
+    fn windows_1254(text: &str) -> Vec<u8> {
+        let (bytes, _, unmappable) = encoding_rs::WINDOWS_1254.encode(text);
+        assert!(!unmappable);
+        bytes.into_owned()
+    }
+
+    const TURKISH_EURO: &str =
+        "Kuyruk;Tarih;Tutar\r\nİstanbul Çağrı Merkezi;25.05.2020;1.250,00 €\r\n\
+        “Premium” Müşteri Hizmetleri – Ağrı;25.05.2020;98,50 €\r\n";
+
+    #[test]
+    fn windows_1254_is_converted_to_utf8() {
+        let dir = tempfile::tempdir().unwrap();
+        // Across chunks, so the single-byte decoder carries on between them.
+        let mut text = String::from(TURKISH_EURO);
+        while text.len() < 3 * BUFFER_SIZE {
+            text.push_str("Şikâyet Hattı Iğdır “gece”;25.05.2020;0,00 €\r\n");
+        }
+        let bytes = windows_1254(&text);
+        let path = write_file(dir.path(), "tr.csv", &bytes);
+        let (result, sink) = run(&path);
+        let prepared = result.unwrap();
+        assert!(sink == text.as_bytes(), "converted text differs");
+        assert_eq!(prepared.encoding, "windows-1254");
+        assert_eq!(prepared.written_encoding, "utf-8");
+        assert_eq!(
+            prepared.sha256,
+            sha256_hex(&bytes),
+            "the original's checksum"
+        );
+        assert_eq!(prepared.original_bytes, bytes.len() as u64);
+        assert_eq!(prepared.written_bytes, text.len() as u64);
+        let choice = prepared.code_page_choice.unwrap();
+        assert_eq!(choice.runner_up, Some(Encoding::Windows1252));
+        assert_eq!(choice.confidence_percent, 100);
+    }
+
+    #[test]
+    fn a_code_page_decided_only_past_the_sniffed_part_reads_the_file_again() {
+        let dir = tempfile::tempdir().unwrap();
+        // Turkish letters at first (ISO-8859-9, sent as it is), a € only
+        // past the first 64 KiB: the whole file is windows-1254.
+        let mut text = String::from("Kuyruk;Tarih;Tutar\r\n");
+        while text.len() < 2 * SNIFF_LEN {
+            text.push_str("İstanbul Çağrı Merkezi;25.05.2020;1.250,00\r\n");
+        }
+        text.push_str("Müşteri Hizmetleri Ağrı;25.05.2020;98,50 €\r\n");
+        let bytes = windows_1254(&text);
+        let path = write_file(dir.path(), "late-euro.csv", &bytes);
+        let error = run(&path).0.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                PipelineError::EncodingRevised {
+                    sniffed: Encoding::Iso8859_9,
+                    encoding: Encoding::Windows1254,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert_eq!(error.refusal(), None);
+        let mut sink = Vec::new();
+        let prepared = prepare_as(&path, &mut sink, u64::MAX, Some(Encoding::Windows1254)).unwrap();
+        assert!(sink == text.as_bytes(), "converted text differs");
+        assert_eq!(prepared.encoding, "windows-1254");
+        assert_eq!(prepared.written_encoding, "utf-8");
+
+        // Without the €, the same file is ISO-8859-9 throughout: no second
+        // read, the bytes pass unchanged.
+        let text = text.replace(" €", "");
+        let bytes = windows_1254(&text);
+        let path = write_file(dir.path(), "no-euro.csv", &bytes);
+        let (result, sink) = run(&path);
+        assert_eq!(result.unwrap().encoding, "iso-8859-9");
+        assert!(sink == bytes);
+    }
+
     #[test]
     fn utf8_bom_is_kept() {
         let dir = tempfile::tempdir().unwrap();
@@ -1033,6 +1190,7 @@ mod tests {
             ragged: false,
             header: true,
             counts_complete: true,
+            code_page_choice: None,
         };
         let mtime = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_590_393_600);
         let metadata = prepared.metadata("interval.csv", mtime);

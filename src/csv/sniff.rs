@@ -4,10 +4,11 @@
 //! [`EightBitStats`], [`HeaderGuess`]), because a prefix can be misleading.
 //!
 //! The result is metadata for the upload: the cloud's per-integration schema
-//! has the final say on how the file is parsed. Only UTF-16 changes what the
-//! client does (it is converted to UTF-8).
+//! has the final say on how the file is parsed. Only the encodings the cloud
+//! does not take change what the client does: UTF-16 and windows-1254 are
+//! converted to UTF-8.
 
-use encoding_rs::{UTF_16BE, UTF_16LE};
+use encoding_rs::{UTF_16BE, UTF_16LE, WINDOWS_1252, WINDOWS_1254};
 
 /// How much of a file [`sniff`] is meant to see.
 pub const SNIFF_LEN: usize = 64 * 1024;
@@ -19,7 +20,8 @@ const SNIFF_RECORDS: usize = 100;
 /// Delimiters in order of preference when two are equally consistent.
 const DELIMITERS: [u8; 4] = [b';', b',', b'\t', b'|'];
 
-/// The encodings the cloud accepts, plus UTF-16 (converted to UTF-8 on upload).
+/// The encodings the cloud accepts, plus UTF-16 and windows-1254 (what Excel
+/// writes on Turkish Windows), which are converted to UTF-8 on upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Encoding {
     Utf8,
@@ -29,6 +31,7 @@ pub enum Encoding {
     Windows1252,
     Iso8859_1,
     Iso8859_9,
+    Windows1254,
 }
 
 impl Encoding {
@@ -42,6 +45,7 @@ impl Encoding {
             Encoding::Windows1252 => "windows-1252",
             Encoding::Iso8859_1 => "iso-8859-1",
             Encoding::Iso8859_9 => "iso-8859-9",
+            Encoding::Windows1254 => "windows-1254",
         }
     }
 
@@ -56,14 +60,30 @@ impl Encoding {
     pub fn is_eight_bit(self) -> bool {
         matches!(
             self,
-            Encoding::Windows1252 | Encoding::Iso8859_1 | Encoding::Iso8859_9
+            Encoding::Windows1252
+                | Encoding::Iso8859_1
+                | Encoding::Iso8859_9
+                | Encoding::Windows1254
         )
     }
 
+    /// The decoder the pipeline converts this encoding to UTF-8 with, for the
+    /// encodings the cloud does not take (its label alone would not let the
+    /// cloud read the text right); `None`: the bytes pass unchanged.
+    pub fn conversion(self) -> Option<&'static encoding_rs::Encoding> {
+        match self {
+            Encoding::Utf16Le => Some(UTF_16LE),
+            Encoding::Utf16Be => Some(UTF_16BE),
+            Encoding::Windows1254 => Some(WINDOWS_1254),
+            _ => None,
+        }
+    }
+
     /// The encoding the bytes are in once the pipeline has written them: UTF-16
-    /// leaves as UTF-8 without a BOM, everything else unchanged.
+    /// and windows-1254 leave as UTF-8 without a BOM, everything else
+    /// unchanged.
     pub fn after_conversion(self) -> Encoding {
-        if self.is_utf16() {
+        if self.conversion().is_some() {
             Encoding::Utf8
         } else {
             self
@@ -324,26 +344,24 @@ fn utf8_width(lead: u8) -> usize {
     }
 }
 
-/// Byte statistics to tell apart the 8-bit encodings the cloud accepts. Only
-/// bytes 0x80–0xFF differ between them, so only those are counted.
+/// Byte statistics to tell apart the single-byte code pages: ISO-8859-1,
+/// ISO-8859-9 and windows-1252, which the cloud accepts, and windows-1254,
+/// what Excel writes on Turkish Windows. Only bytes 0x80–0xFF differ between
+/// them, so only those are counted.
 ///
-/// The rules, in order:
-/// 1. Bytes 0x80–0x9F that windows-1252 prints (€ ‚ „ … ‘ ’ “ ” – — Š Ž …)
-///    and none of the five it leaves undefined → **windows-1252**. In the ISO
-///    encodings these are C1 control codes, which text never contains.
-/// 2. The letters that only ISO-8859-9 has at 0xD0 0xDD 0xDE 0xF0 0xFD 0xFE
-///    (Ğ İ Ş ğ ı ş; in Latin-1 Ð Ý Þ ð ý þ, which Western European text
-///    hardly uses) make up at least a fifth of the non-ASCII letters →
-///    **iso-8859-9**. (Icelandic, which uses ð þ ý, would be mistaken for it;
-///    the cloud does not support Icelandic text anyway.)
-/// 3. Any of 0x81 0x8D 0x8F 0x90 0x9D, which windows-1252 does not define →
-///    **iso-8859-1**.
-/// 4. Otherwise **windows-1252**: without bytes 0x80–0x9F the text reads the
-///    same in both, and windows-1252 is the superset — it is what Excel
-///    writes on Western European Windows, and it stays right if a € or a
-///    curly quote turns up past the part we looked at (the WHATWG Encoding
-///    Standard treats the label "iso-8859-1" as windows-1252 for the same
-///    reason).
+/// Each code page reads the counted bytes as characters, and the text it
+/// reads is scored by how plausible its letters are for the languages that
+/// use the code page ([`letter_weight`]): Turkish letters (ğ ı ş İ …) in a
+/// Turkish code page, Western European letters (ä ß é è œ …) in a Western
+/// one. A code page that leaves a byte undefined cannot be it; a C1 control
+/// character (what the ISO code pages make of 0x80–0x9F, where the Windows
+/// ones have € and curly quotes) costs much, since text never holds one.
+/// On a tie (the code pages read the bytes alike), the first of
+/// [`CODE_PAGES`] wins: windows-1252 (the superset of ISO-8859-1, what Excel
+/// writes on Western European Windows; the WHATWG Encoding Standard reads the
+/// label "iso-8859-1" as windows-1252 for the same reason), and ISO-8859-9
+/// before windows-1254 (the same bytes without € and curly quotes, and a
+/// label the cloud takes as it is).
 #[derive(Debug, Clone)]
 pub struct EightBitStats {
     high: [u64; 128],
@@ -355,8 +373,94 @@ impl Default for EightBitStats {
     }
 }
 
-const UNDEFINED_IN_WINDOWS_1252: [u8; 5] = [0x81, 0x8D, 0x8F, 0x90, 0x9D];
-const TURKISH_ONLY_IN_ISO_8859_9: [u8; 6] = [0xD0, 0xDD, 0xDE, 0xF0, 0xFD, 0xFE];
+/// The single-byte code pages told apart, in order of preference on a tie.
+pub const CODE_PAGES: [Encoding; 4] = [
+    Encoding::Windows1252,
+    Encoding::Iso8859_1,
+    Encoding::Iso8859_9,
+    Encoding::Windows1254,
+];
+
+/// Turkish letters outside ASCII, as a Turkish code page reads them.
+const TURKISH_LETTERS: &str = "çğıöşüâîûÇĞİÖŞÜÂÎÛ";
+/// Letters of a Western code page at the places where the Turkish code pages
+/// have ğ ı ş Ğ İ Ş: Icelandic and Faroese, which the cloud does not support.
+const RARE_WESTERN_LETTERS: &str = "ðýþÐÝÞ";
+/// What a C1 control character costs: one outweighs several letters.
+const C1_PENALTY: i64 = -20;
+
+/// The character byte `byte` (0x80–0xFF) stands for in `code_page`; `None`
+/// where the code page leaves it undefined.
+fn decode_high(code_page: Encoding, byte: u8) -> Option<char> {
+    let windows = match code_page {
+        Encoding::Windows1254 => WINDOWS_1254,
+        Encoding::Iso8859_9 if byte >= 0xA0 => WINDOWS_1254, // the same from 0xA0
+        Encoding::Windows1252 => WINDOWS_1252,
+        _ => return Some(char::from(byte)), // ISO: the byte is the code point
+    };
+    let bytes = [byte];
+    let (text, _) = windows.decode_without_bom_handling(&bytes);
+    let c = text.chars().next()?;
+    // The WHATWG tables map the bytes windows-125x leaves undefined to the
+    // C1 control of the same number.
+    (!is_c1(c)).then_some(c)
+}
+
+fn is_c1(c: char) -> bool {
+    ('\u{80}'..='\u{9f}').contains(&c)
+}
+
+/// How plausible `c` is in a text written in `code_page`.
+pub fn letter_weight(code_page: Encoding, c: char) -> i64 {
+    let turkish = matches!(code_page, Encoding::Iso8859_9 | Encoding::Windows1254);
+    if is_c1(c) {
+        C1_PENALTY
+    } else if !c.is_alphabetic() {
+        0 // symbols and punctuation: no evidence either way
+    } else if turkish {
+        // Other letters turn up in foreign names.
+        if TURKISH_LETTERS.contains(c) {
+            3
+        } else {
+            1
+        }
+    } else if RARE_WESTERN_LETTERS.contains(c) {
+        0
+    } else {
+        3
+    }
+}
+
+/// The code page a file is read as, and, when another one would read it as
+/// text too but differently, which one and how sure the choice is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodePageChoice {
+    pub encoding: Encoding,
+    /// The best other code page that reads every byte as a printable
+    /// character, but not as the same text.
+    pub runner_up: Option<Encoding>,
+    /// Of the evidence the two weigh differently, the share that speaks for
+    /// `encoding`, in percent (50: a coin toss; 100 when there is no
+    /// runner-up).
+    pub confidence_percent: u8,
+}
+
+impl CodePageChoice {
+    /// The log line for file `name` when two code pages fit (one line per
+    /// file, saying what the cloud gets).
+    pub fn log_line(&self, name: &str) -> Option<String> {
+        let other = self.runner_up?;
+        let converted = if self.encoding.conversion().is_some() {
+            "; converted to UTF-8 for the cloud, which does not take it"
+        } else {
+            ""
+        };
+        Some(format!(
+            "{name}: {} rather than {other}, by the letters it uses (confidence {} %){converted}",
+            self.encoding, self.confidence_percent
+        ))
+    }
+}
 
 impl EightBitStats {
     pub fn feed(&mut self, bytes: &[u8]) {
@@ -367,35 +471,93 @@ impl EightBitStats {
         }
     }
 
-    fn count(&self, byte: u8) -> u64 {
-        self.high[usize::from(byte - 0x80)]
+    /// The bytes seen, with how often.
+    fn seen(&self) -> impl Iterator<Item = (u8, i64)> + '_ {
+        (0x80..=0xFFu8)
+            .map(|b| (b, self.high[usize::from(b - 0x80)] as i64))
+            .filter(|&(_, n)| n > 0)
+    }
+
+    /// The plausibility of the text as `code_page` reads it; `None` if it
+    /// leaves a byte seen undefined.
+    fn score(&self, code_page: Encoding) -> Option<i64> {
+        self.seen().try_fold(0i64, |sum, (byte, n)| {
+            let c = decode_high(code_page, byte)?;
+            Some(sum.saturating_add(n.saturating_mul(letter_weight(code_page, c))))
+        })
+    }
+
+    /// Reads every byte seen as a printable character.
+    fn fits(&self, code_page: Encoding) -> bool {
+        self.seen()
+            .all(|(byte, _)| decode_high(code_page, byte).is_some_and(|c| !is_c1(c)))
+    }
+
+    fn reads_alike(&self, a: Encoding, b: Encoding) -> bool {
+        self.seen()
+            .all(|(byte, _)| decode_high(a, byte) == decode_high(b, byte))
+    }
+
+    pub fn choice(&self) -> CodePageChoice {
+        let mut best: Option<(Encoding, i64)> = None;
+        for code_page in CODE_PAGES {
+            if let Some(score) = self.score(code_page) {
+                if best.is_none_or(|(_, top)| score > top) {
+                    best = Some((code_page, score));
+                }
+            }
+        }
+        // ISO-8859-1 defines every byte, so there always is a best.
+        let (encoding, _) = best.unwrap_or((Encoding::Iso8859_1, 0));
+        let runner_up = CODE_PAGES
+            .into_iter()
+            .filter(|&other| {
+                other != encoding && self.fits(other) && !self.reads_alike(encoding, other)
+            })
+            .filter_map(|other| Some((other, self.score(other)?)))
+            .fold(
+                None,
+                |top: Option<(Encoding, i64)>, (other, score)| match top {
+                    Some((_, best)) if best >= score => top,
+                    _ => Some((other, score)),
+                },
+            )
+            .map(|(other, _)| other);
+        let confidence_percent = match runner_up {
+            Some(other) => self.confidence(encoding, other),
+            None => 100,
+        };
+        CodePageChoice {
+            encoding,
+            runner_up,
+            confidence_percent,
+        }
+    }
+
+    /// The share of the evidence for `chosen` over `other`, counting only the
+    /// bytes the two weigh differently.
+    fn confidence(&self, chosen: Encoding, other: Encoding) -> u8 {
+        let (mut for_chosen, mut for_other) = (0i64, 0i64);
+        for (byte, n) in self.seen() {
+            let weight = |code_page| {
+                decode_high(code_page, byte).map_or(C1_PENALTY, |c| letter_weight(code_page, c))
+            };
+            let (a, b) = (weight(chosen), weight(other));
+            if a != b {
+                // Shifted so that the weaker reading counts as no evidence.
+                let low = a.min(b);
+                for_chosen += n * (a - low);
+                for_other += n * (b - low);
+            }
+        }
+        match for_chosen + for_other {
+            0 => 50,
+            total => u8::try_from(for_chosen * 100 / total).unwrap_or(100),
+        }
     }
 
     pub fn guess(&self) -> Encoding {
-        let undefined: u64 = UNDEFINED_IN_WINDOWS_1252
-            .iter()
-            .map(|&b| self.count(b))
-            .sum();
-        let c1: u64 = (0x80..=0x9F).map(|b| self.count(b)).sum();
-        let printable_c1 = c1 - undefined;
-        if printable_c1 > 0 && undefined == 0 {
-            return Encoding::Windows1252;
-        }
-        let letters: u64 = (0xC0..=0xFF)
-            .filter(|&b| b != 0xD7 && b != 0xF7) // × and ÷
-            .map(|b| self.count(b))
-            .sum();
-        let turkish: u64 = TURKISH_ONLY_IN_ISO_8859_9
-            .iter()
-            .map(|&b| self.count(b))
-            .sum();
-        if turkish > 0 && turkish * 5 >= letters {
-            return Encoding::Iso8859_9;
-        }
-        if undefined > 0 {
-            return Encoding::Iso8859_1;
-        }
-        Encoding::Windows1252
+        self.choice().encoding
     }
 }
 
@@ -536,6 +698,116 @@ mod tests {
         assert_eq!(sniffed.encoding, Encoding::Iso8859_9);
         assert_eq!(sniffed.encoding.label(), "iso-8859-9");
         assert_eq!(sniffed.delimiter, Some(';'));
+    }
+
+    /// Real-world shaped rows as Excel writes them on German, French and
+    /// Turkish Windows.
+    const GERMAN: &str = "Warteschlange;Datum;Anrufe\r\nKundenservice Düsseldorf;25.05.2020;15\r\n\
+        Störungsannahme Größe XL;25.05.2020;7\r\nRückruf Übersee;25.05.2020;3\r\n";
+    const GERMAN_EURO: &str = "Warteschlange;Umsatz\r\nKundenservice Düsseldorf;1.250,00 €\r\n\
+        „Premium“ Störungsannahme – Größe XL;98,50 €\r\n";
+    const FRENCH: &str = "File d'attente;Date;Appels\r\nService clientèle Québec;25/05/2020;15\r\n\
+        Équipe réclamations à Orléans;25/05/2020;7\r\nCœur de métier;25/05/2020;3\r\n";
+    const FRENCH_EURO: &str = "File d'attente;Montant\r\nService clientèle Québec;1 250,00 €\r\n\
+        “Équipe” réclamations – Orléans;98,50 €\r\n";
+    const TURKISH: &str = "Kuyruk;Tarih;Çağrı\r\nİstanbul Çağrı Merkezi;25.05.2020;15\r\n\
+        Müşteri Hizmetleri Ağrı;25.05.2020;7\r\nŞikâyet Hattı Iğdır;25.05.2020;3\r\n";
+    const TURKISH_EURO: &str = "Kuyruk;Tutar\r\nİstanbul Çağrı Merkezi;1.250,00 €\r\n\
+        “Premium” Müşteri Hizmetleri – Ağrı;98,50 €\r\nŞikâyet Hattı Iğdır;0,00 €\r\n";
+
+    fn windows_1254(text: &str) -> Vec<u8> {
+        let (bytes, _, unmappable) = encoding_rs::WINDOWS_1254.encode(text);
+        assert!(!unmappable);
+        bytes.into_owned()
+    }
+
+    fn choice_of(bytes: &[u8]) -> CodePageChoice {
+        let mut stats = EightBitStats::default();
+        stats.feed(bytes);
+        stats.choice()
+    }
+
+    #[test]
+    fn the_code_page_follows_the_letters_the_text_uses() {
+        // Western European text: windows-1252, with or without € and
+        // quotes; nothing else reads it differently and still as text, or
+        // only as Turkish letters where German and French have theirs.
+        for text in [GERMAN, GERMAN_EURO, FRENCH, FRENCH_EURO] {
+            let choice = choice_of(&windows_1252(text));
+            assert_eq!(choice.encoding, Encoding::Windows1252, "{text}");
+            assert_eq!(choice.runner_up, None, "{text}");
+            assert_eq!(
+                sniff(&windows_1252(text), true).unwrap().delimiter,
+                Some(';')
+            );
+        }
+        // Turkish without € and quotes: ISO-8859-9 (the same bytes as
+        // windows-1254), windows-1252 would fit, but read Ý þ ð ý.
+        let choice = choice_of(&iso_8859_9(TURKISH));
+        assert_eq!(choice.encoding, Encoding::Iso8859_9);
+        assert_eq!(choice.runner_up, Some(Encoding::Windows1252));
+        assert_eq!(choice.confidence_percent, 100);
+        // Turkish with € and curly quotes, as Excel on Turkish Windows
+        // writes it: windows-1254. This was labelled windows-1252 ("printable
+        // 0x80–0x9F means windows-1252"), and İstanbul Çağrı Merkezi arrived
+        // as Ýstanbul Çaðrý Merkezi.
+        let bytes = windows_1254(TURKISH_EURO);
+        let choice = choice_of(&bytes);
+        assert_eq!(choice.encoding, Encoding::Windows1254);
+        assert_eq!(choice.runner_up, Some(Encoding::Windows1252));
+        assert_eq!(choice.confidence_percent, 100);
+        let sniffed = sniff(&bytes, true).unwrap();
+        assert_eq!(sniffed.encoding, Encoding::Windows1254);
+        assert_eq!(sniffed.encoding.label(), "windows-1254");
+        assert_eq!(sniffed.encoding.after_conversion(), Encoding::Utf8);
+        assert_eq!(sniffed.delimiter, Some(';'));
+    }
+
+    #[test]
+    fn the_choice_is_logged_only_when_two_code_pages_fit() {
+        let choice = choice_of(&windows_1254(TURKISH_EURO));
+        assert_eq!(
+            choice.log_line("tr.csv").unwrap(),
+            "tr.csv: windows-1254 rather than windows-1252, by the letters it uses \
+             (confidence 100 %); converted to UTF-8 for the cloud, which does not take it"
+        );
+        let choice = choice_of(&iso_8859_9(TURKISH));
+        assert_eq!(
+            choice.log_line("tr.csv").unwrap(),
+            "tr.csv: iso-8859-9 rather than windows-1252, by the letters it uses (confidence 100 %)"
+        );
+        assert_eq!(
+            choice_of(&windows_1252(GERMAN_EURO)).log_line("de.csv"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_stray_icelandic_letter_does_not_make_german_turkish() {
+        // Ý in a German text full of ä and ß: still windows-1252, and the
+        // confidence says the Turkish reading was considered.
+        let text = "Name;Ort\r\nÄrger mit Größe;Straße\r\nÝmir Björk;Reykjavík\r\nmäßig;süß\r\n";
+        let choice = choice_of(&windows_1252(text));
+        assert_eq!(choice.encoding, Encoding::Windows1252);
+        assert_eq!(choice.runner_up, Some(Encoding::Iso8859_9));
+        assert!((50..100).contains(&choice.confidence_percent), "{choice:?}");
+        // The other way round: one ä among Turkish letters stays Turkish.
+        let text = "İstanbul Çağrı Merkezi;Ağrı Şubesi;Iğdır;Händel\n";
+        assert_eq!(choice_of(&iso_8859_9(text)).encoding, Encoding::Iso8859_9);
+    }
+
+    #[test]
+    fn undefined_bytes_rule_out_a_windows_code_page() {
+        // 0x8E is Ž in windows-1252 and undefined in windows-1254.
+        let choice = choice_of(&windows_1252("Žužemberk;Škofja Loka;Müller\n"));
+        assert_eq!(choice.encoding, Encoding::Windows1252);
+        assert_eq!(choice.runner_up, None, "ISO reads C1 controls, 1254 cannot");
+        // 0x81 is undefined in both: ISO-8859-1 or -9, by the letters.
+        let mut bytes = iso_8859_9("İstanbul Çağrı Merkezi ");
+        bytes.push(0x81);
+        assert_eq!(choice_of(&bytes).encoding, Encoding::Iso8859_9);
+        assert_eq!(choice_of(&[0x81]).encoding, Encoding::Iso8859_1);
+        assert_eq!(EightBitStats::default().guess(), Encoding::Windows1252);
     }
 
     #[test]

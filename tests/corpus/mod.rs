@@ -1,5 +1,6 @@
-//! Helpers of the bad-input corpus and disk-full tests: a linked client
-//! importing from `import/`, and checks on what the cloud received.
+//! Helpers of the bad-input corpus, disk-full and field-condition tests: a
+//! linked client importing from `import/`, checks on what the cloud
+//! received, and a tmpfs to mount.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
@@ -107,5 +108,50 @@ pub fn assert_no_crash(log: &str) {
             lines_with(log, bad).is_empty(),
             "{bad:?} in the log:\n{log}"
         );
+    }
+}
+
+/// A tmpfs of `size` mounted on `path`, unmounted when dropped (declare it
+/// before a client that uses it, so that the client is dropped first). Needs
+/// root, as CI has.
+pub struct Tmpfs {
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    pub fn mount(path: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(path).unwrap();
+        let status = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(path)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "cannot mount a tmpfs on {} (this test needs root, as CI has)",
+            path.display()
+        );
+        Tmpfs {
+            path: path.to_owned(),
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            let unmounted = Command::new("umount").arg(&self.path).status();
+            if unmounted.is_ok_and(|s| s.success()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
     }
 }

@@ -120,7 +120,13 @@ impl Emulator {
             .call()
             .expect("GET emulator");
         let status = response.status().as_u16();
-        let body = response.body_mut().read_json().unwrap_or(Value::Null);
+        // Beyond ureq's default 10 MB: the list of 20,000 imports is 13 MB.
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(256 << 20)
+            .read_json()
+            .unwrap_or(Value::Null);
         (status, body)
     }
 
