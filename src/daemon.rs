@@ -12,14 +12,11 @@ use actix::Actor;
 use tracing::{error, info};
 
 use crate::actors::config::{
-    AssignmentListener, AssignmentNews as FeedAssignmentNews, ConfigActor, ConfigSettings,
-    PairingNews,
+    AssignmentListener, AssignmentNews, ConfigActor, ConfigSettings, PairingNews,
 };
 use crate::actors::control::ControlActor;
 use crate::actors::db_poll::{self, DbDelivered, DbPollActor, DbPollSettings};
-use crate::actors::folder_watch::{
-    self, AssignmentNews, Delivered, FolderWatchActor, FolderWatchSettings,
-};
+use crate::actors::folder_watch::{self, Delivered, FolderWatchActor, FolderWatchSettings};
 use crate::actors::log_rotator::LogRotatorActor;
 use crate::actors::pairing::{PairingActor, PairingListener, PairingSettings};
 use crate::actors::realtime_feed::{RealtimeFeedActor, RealtimeFeedSettings};
@@ -171,13 +168,13 @@ fn children(
         let realtime = realtime_slot.clone();
         Arc::new(move |integration| {
             if let Some(feed) = realtime.get() {
-                feed.do_send(FeedAssignmentNews(integration.cloned()));
+                feed.do_send(AssignmentNews(integration.cloned()));
             }
             if let Some(importer) = folder_watch.get() {
                 importer.do_send(AssignmentNews(integration.cloned()));
             }
             if let Some(importer) = db_poll.get() {
-                importer.do_send(FeedAssignmentNews(integration.cloned()));
+                importer.do_send(AssignmentNews(integration.cloned()));
             }
         })
     };

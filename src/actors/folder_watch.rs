@@ -16,7 +16,7 @@ use actix::prelude::*;
 use chrono::Utc;
 use tracing::{debug, error, info, warn};
 
-use crate::actors::config::{ConfigActor, GetAssignment};
+use crate::actors::config::{AssignmentNews, ConfigActor, GetAssignment};
 use crate::actors::slot::Slot;
 use crate::actors::supervisor::Shutdown;
 use crate::actors::uploader::{Delivery, Enqueued, UploaderActor};
@@ -1161,11 +1161,6 @@ impl Handler<FileEvent> for FolderWatchActor {
         }
     }
 }
-
-/// The current assignment (from ConfigActor).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct AssignmentNews(pub Option<Integration>);
 
 impl Handler<AssignmentNews> for FolderWatchActor {
     type Result = ();
