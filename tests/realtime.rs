@@ -770,3 +770,43 @@ fn a_peer_that_connects_and_says_nothing_is_shown_connected_then_warned_about() 
     assert!(status.contains("warning: connected but silent"), "{status}");
     client.terminate(Duration::from_secs(10));
 }
+
+#[test]
+fn new_settings_from_the_cloud_close_the_old_ports_connections_and_listen_on_the_new() {
+    let cloud = Emulator::start(&[]);
+    let (install, client, integration, port) =
+        listening_feed(&cloud, &["timestamp", "agentidentifier", "activity"], "");
+    let mut old_peer = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    old_peer
+        .write_all(b"2026-12-02 08:00:00;1;BEFORE\n")
+        .unwrap();
+    wait_for_events(&cloud, &integration, 1, ARRIVE);
+    let new_port = free_port();
+    let (status, _) = ureq_put(
+        &cloud,
+        &integration,
+        json!({"name": "ACD real-time", "kind": "csv", "csv": {"pattern": "*.none"},
+               "realtime": {"mode": "listen", "port": new_port,
+                            "format": delimited(&["timestamp", "agentidentifier", "activity"])}}),
+    );
+    assert_eq!(status, 200);
+    // The assignment is polled about once a minute.
+    install.wait_for_log(
+        &format!(":{new_port} for the ACD's connection"),
+        Duration::from_secs(90),
+    );
+    // The peer of the old settings is let go, not kept reading with them.
+    old_peer
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buffer = [0u8; 16];
+    let read = std::io::Read::read(&mut old_peer, &mut buffer);
+    let still_open = matches!(&read, Err(e) if matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    ));
+    assert!(!still_open, "the old connection is still open: {read:?}");
+    assert!(send_file(&sample("avaya-delimited.txt"), new_port, None));
+    wait_for_events(&cloud, &integration, 9, ARRIVE);
+    client.terminate(Duration::from_secs(10));
+}

@@ -238,10 +238,16 @@ pub async fn bind(address: IpAddr, port: u16) -> Result<TcpListener, String> {
     })
 }
 
-/// Accepts peers until the task is aborted.
+/// Accepts peers until the task is aborted. The connections' tasks belong
+/// to it (a `JoinSet`): aborting it closes them too, so new settings or a
+/// stop never leave a peer being read with the old ones (nor keep the
+/// group commit waiting for their queue senders).
 pub async fn accept(listener: TcpListener, allow: AllowList, ctx: Arc<FeedContext>) {
     let mut refused: HashSet<IpAddr> = HashSet::new();
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        // Finished connections are reaped here, so the set stays small.
+        while connections.try_join_next().is_some() {}
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -261,7 +267,7 @@ pub async fn accept(listener: TcpListener, allow: AllowList, ctx: Arc<FeedContex
             continue;
         }
         let ctx = Arc::clone(&ctx);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let name = peer.to_string();
             ctx.shared.lock().peers.insert(name.clone());
             info!("real-time feed: {name} connected");
