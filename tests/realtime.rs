@@ -486,7 +486,6 @@ fn connect_mode_reads_two_servers_and_reconnects_to_a_restarted_one() {
 /// reconnecting when the client restarts, and records when it wrote each.
 struct Generator {
     written: Arc<Mutex<Vec<(u64, Instant)>>>,
-    next: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -497,7 +496,7 @@ impl Generator {
         let written = Arc::new(Mutex::new(Vec::new()));
         let next = Arc::new(AtomicU64::new(1));
         let stop = Arc::new(AtomicBool::new(false));
-        let (w, n, s) = (Arc::clone(&written), Arc::clone(&next), Arc::clone(&stop));
+        let (w, n, s) = (Arc::clone(&written), next, Arc::clone(&stop));
         let thread = std::thread::spawn(move || {
             let pause = Duration::from_micros(1_000_000 / per_second);
             while !s.load(Ordering::SeqCst) {
@@ -519,7 +518,6 @@ impl Generator {
         });
         Generator {
             written,
-            next,
             stop,
             thread: Some(thread),
         }
@@ -528,7 +526,6 @@ impl Generator {
     fn stop(mut self) -> Vec<(u64, Instant)> {
         self.stop.store(true, Ordering::SeqCst);
         self.thread.take().unwrap().join().unwrap();
-        let _ = self.next.load(Ordering::SeqCst);
         std::mem::take(&mut *self.written.lock().unwrap())
     }
 }

@@ -147,11 +147,11 @@ impl RealtimeFeedActor {
         self.reader = Some(Arc::new(Mutex::new(reader)));
         self.start_delivery(ctx);
         if let Some(integration) = self.waiting.take() {
-            self.apply_assignment(integration.as_ref(), ctx);
+            self.apply_assignment(integration.as_ref());
         }
     }
 
-    fn apply_assignment(&mut self, integration: Option<&Integration>, ctx: &mut Context<Self>) {
+    fn apply_assignment(&mut self, integration: Option<&Integration>) {
         if self.events.is_none() {
             self.waiting = Some(integration.cloned());
             return;
@@ -180,7 +180,7 @@ impl RealtimeFeedActor {
         } else {
             self.shared.lock().state = "not configured".to_owned();
         }
-        self.publish(ctx);
+        self.publish();
     }
 
     fn start_sockets(&mut self, settings: &RealtimeSettings) -> Result<(), String> {
@@ -276,7 +276,7 @@ impl RealtimeFeedActor {
     }
 
     /// The feed's line in the status board, and the silence warning.
-    fn publish(&mut self, _ctx: &mut Context<Self>) {
+    fn publish(&mut self) {
         let now = Instant::now();
         let mut tally = self.shared.lock();
         let configured = self.running.is_some();
@@ -470,15 +470,15 @@ impl Actor for RealtimeFeedActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.open_journal(ctx, 0);
-        ctx.run_interval(STATUS_EVERY, |act, ctx| act.publish(ctx));
+        ctx.run_interval(STATUS_EVERY, |act, _| act.publish());
         if let Some(config) = self.settings.assignment.get() {
             ctx.spawn(
                 config
                     .send(GetAssignment)
                     .into_actor(self)
-                    .map(|answer, act, ctx| {
+                    .map(|answer, act, _| {
                         if let Ok(integration) = answer {
-                            act.apply_assignment(integration.as_ref(), ctx);
+                            act.apply_assignment(integration.as_ref());
                         }
                     }),
             );
@@ -493,8 +493,8 @@ impl Actor for RealtimeFeedActor {
 impl Handler<AssignmentNews> for RealtimeFeedActor {
     type Result = ();
 
-    fn handle(&mut self, AssignmentNews(integration): AssignmentNews, ctx: &mut Context<Self>) {
-        self.apply_assignment(integration.as_ref(), ctx);
+    fn handle(&mut self, AssignmentNews(integration): AssignmentNews, _: &mut Context<Self>) {
+        self.apply_assignment(integration.as_ref());
     }
 }
 

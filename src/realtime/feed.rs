@@ -105,7 +105,7 @@ pub async fn read_peer<S: AsyncRead + Unpin>(
     peer: &str,
     ctx: &FeedContext,
 ) -> String {
-    let mut framer = Framer::new(ctx.parser_framing());
+    let mut framer = Framer::new(ctx.parser.framing());
     let mut snapshot = SnapshotDiffer::new();
     let mut buffer = vec![0u8; 16 * 1024];
     let mut shown = 0u64;
@@ -129,10 +129,6 @@ pub async fn read_peer<S: AsyncRead + Unpin>(
 }
 
 impl FeedContext {
-    fn parser_framing(&self) -> crate::protocol::Framing {
-        self.parser.framing()
-    }
-
     /// One frame; `false` when the journal is gone (the feed stops).
     async fn frame(
         &self,

@@ -175,7 +175,7 @@ pub fn open(dir: &Path) -> Result<(JournalWriter, JournalReader, Recovered), Jou
     // The last segment may end in a line cut by a crash: cut it off.
     let mut torn_bytes = 0;
     let mut committed = cursor.delivered;
-    while let Some((first, path)) = segments.last().cloned() {
+    while let Some((_, path)) = segments.last().cloned() {
         let (last, complete_len, total_len) = last_sequence(&path)?;
         if complete_len < total_len {
             let file = OpenOptions::new()
@@ -196,7 +196,6 @@ pub fn open(dir: &Path) -> Result<(JournalWriter, JournalReader, Recovered), Jou
                 // Empty: a segment created just before a crash.
                 fs::remove_file(&path).map_err(io_error("remove", &path))?;
                 segments.pop();
-                let _ = first;
             }
         }
     }
@@ -207,14 +206,14 @@ pub fn open(dir: &Path) -> Result<(JournalWriter, JournalReader, Recovered), Jou
         .sum();
     guard.1.store(bytes, std::sync::atomic::Ordering::SeqCst);
     let writer = JournalWriter {
-        _guard: Arc::clone(&guard),
+        guard: Arc::clone(&guard),
         dir: dir.to_path_buf(),
         next_sequence: committed + 1,
         file: None,
         file_len: 0,
     };
     let mut reader = JournalReader {
-        _guard: guard,
+        guard,
         dir: dir.to_path_buf(),
         cursor,
         position: None,
@@ -301,7 +300,7 @@ pub struct NewEvent {
 /// The appending half; one per journal.
 #[derive(Debug)]
 pub struct JournalWriter {
-    _guard: Arc<OpenGuard>,
+    guard: Arc<OpenGuard>,
     dir: PathBuf,
     next_sequence: u64,
     file: Option<(PathBuf, File)>,
@@ -317,7 +316,7 @@ impl JournalWriter {
     /// Bytes the journal's segments take on disk (delivered segments are
     /// deleted by the reader and no longer count).
     pub fn bytes(&self) -> u64 {
-        self._guard.1.load(std::sync::atomic::Ordering::SeqCst)
+        self.guard.1.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Appends the events as one group, durable (fsync'd) when this
@@ -359,7 +358,7 @@ impl JournalWriter {
             });
         }
         self.file_len += bytes.len() as u64;
-        self._guard
+        self.guard
             .1
             .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::SeqCst);
         self.next_sequence = sequence;
@@ -384,7 +383,7 @@ impl JournalWriter {
 /// The delivering half; one per journal.
 #[derive(Debug)]
 pub struct JournalReader {
-    _guard: Arc<OpenGuard>,
+    guard: Arc<OpenGuard>,
     dir: PathBuf,
     cursor: Cursor,
     /// Where the next unread line starts: segment, byte offset, sequence.
@@ -462,7 +461,7 @@ impl JournalReader {
             if pair[1].0 <= next {
                 let size = fs::metadata(path).map_or(0, |m| m.len());
                 fs::remove_file(path).map_err(io_error("remove", path))?;
-                self._guard
+                self.guard
                     .1
                     .fetch_sub(size, std::sync::atomic::Ordering::SeqCst);
                 if self.position.as_ref().is_some_and(|(p, _, _)| p == path) {
